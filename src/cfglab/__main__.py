@@ -1,0 +1,5 @@
+import sys
+
+from cfglab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""Shared pieces of the command line: number parsing, JSON output, progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from cfglab._validate import CfglabInputError
+
+__all__ = ["number", "add_json_flag", "emit", "progress_bar", "write_json_atomic"]
+
+
+def number(text: str) -> float:
+    """argparse type: a finite float (NaN and inf are rejected with the value named)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return x
+
+
+def integer(text: str) -> int:
+    """argparse type: an integer."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _clean(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def emit(result: dict, as_json: bool, *, title: str = "") -> None:
+    """Print ``result`` as one JSON object, or as a readable table (arrays summarised)."""
+    result = _clean(result)
+    if as_json:
+        print(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or None, show_header=False)
+    for key, value in result.items():
+        if isinstance(value, (list, dict)):
+            value = f"<{len(value)} entries>"
+        elif isinstance(value, float):
+            value = f"{value:.6g}"
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, enabled: bool):
+    """Yield ``update(done, total)``; draws a rich bar only when enabled and stderr is a TTY."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> None:
+    """Write JSON to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+            json.dump(_clean(obj), f, indent=1)
+        os.replace(f.name, path)
+    except OSError as err:
+        raise CfglabInputError(f"cannot write {str(path)!r}: {err.strerror}") from None

@@ -1,0 +1,260 @@
+"""Gaussian-mixture ensembles with exact scores (SPEC §3).
+
+Classes ``p(x|k) = N(μ_k, σ² I_d)``; under the OU process the class law at time t is
+``N(e^{-t} μ_k, Γ(t) I)`` with ``Γ(t) = σ² e^{-2t} + Δ_t``.  Exact scores
+
+.. math::
+    s_c = -(x - e^{-t}\\mu_c)/\\Gamma, \\qquad
+    s_u = -(x - e^{-t}\\textstyle\\sum_k \\pi_k \\mu_k)/\\Gamma, \\qquad
+    s_w = s_c + w\\,(e^{-t}/\\Gamma)(\\mu_c - \\textstyle\\sum_k \\pi_k\\mu_k),
+
+with ``π_k ∝ w_k exp(e^{-t} x·μ_k/Γ − e^{-2t}|μ_k|²/(2Γ))``.  The target class is index 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from cfglab._validate import CfglabInputError, nonnegative, positive, positive_int
+from cfglab.lab.kernel import DEFAULT_BUDGET_BYTES, chunk_size_for, posterior_stats
+
+__all__ = [
+    "GuidedScore",
+    "GaussianMixture",
+    "InfiniteClassMixture",
+    "explicit_mixture",
+    "random_mixture",
+    "exponential_mixture",
+    "infinite_class_mixture",
+    "random_means",
+    "exponential_K",
+]
+
+MEANS_BLOCK = 8192  # rows per seeded block of random means
+
+
+@dataclass(frozen=True)
+class GuidedScore:
+    """Guided score at one step, with what a trajectory recorder needs."""
+
+    score: torch.Tensor  # [N, d]  s_w
+    cfg_force: torch.Tensor  # [N, d]  s_w − s_c = w (s_c − s_u)
+    log_pi_target: torch.Tensor | None  # [N]  log π_c(x, t); None in the infinite-class limit
+
+
+def _gamma(sigma2: float, t: float) -> float:
+    return sigma2 * math.exp(-2 * t) + (1 - math.exp(-2 * t))
+
+
+@dataclass
+class GaussianMixture:
+    """Finite mixture of ``N(μ_k, σ² I)``; ``means[0]`` is the target class c."""
+
+    means: torch.Tensor  # [K, d]
+    sigma2: float
+    log_weights: torch.Tensor | None = None  # [K], normalised; None = equal weights
+    s2: float | None = None  # prior variance of the means, when random
+    budget_bytes: int = DEFAULT_BUDGET_BYTES
+
+    def __post_init__(self):
+        self.sigma2 = positive("sigma2", self.sigma2)
+        if self.means.ndim != 2 or self.means.shape[0] < 1 or self.means.shape[1] < 1:
+            raise CfglabInputError(f"means must have shape [K, d] with K, d >= 1, got {tuple(self.means.shape)}")
+        if not torch.isfinite(self.means).all():
+            raise CfglabInputError("means contain NaN or inf")
+        self.sq_norms = (self.means**2).sum(dim=1)  # [K]
+
+    @property
+    def K(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def target_mean(self) -> torch.Tensor:
+        return self.means[0]
+
+    def gamma(self, t: float) -> float:
+        """Per-coordinate variance Γ(t) = σ² e^{-2t} + 1 − e^{-2t} of each noised class."""
+        return _gamma(self.sigma2, t)
+
+    def _posterior(self, x: torch.Tensor, t: float):
+        g = self.gamma(t)
+        a, b = math.exp(-t) / g, math.exp(-2 * t) / g
+        chunk = chunk_size_for(x.shape[0], x.element_size(), self.budget_bytes)
+        stats = posterior_stats(x, self.means, self.sq_norms, a, b, self.log_weights, chunk_size=chunk)
+        logit_c = a * (x @ self.means[0]) - 0.5 * b * self.sq_norms[0]
+        if self.log_weights is not None:
+            logit_c = logit_c + self.log_weights[0]
+        return stats, logit_c
+
+    def posterior_weights(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """Full posterior ``π_k(x, t)``, shape [N, K] (small K only)."""
+        g = self.gamma(t)
+        logits = (math.exp(-t) / g) * x @ self.means.T - 0.5 * math.exp(-2 * t) / g * self.sq_norms
+        if self.log_weights is not None:
+            logits = logits + self.log_weights
+        return torch.softmax(logits, dim=1)
+
+    def log_pi_target(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """``log π_c(x, t)`` of the target class, shape [N]."""
+        stats, logit_c = self._posterior(x, t)
+        return logit_c - stats.log_norm
+
+    def bayes_is_target(self, x: torch.Tensor) -> torch.Tensor:
+        """Whether the Bayes class at t = 0 is the target, shape [N] (bool)."""
+        stats, logit_c = self._posterior(x, 0.0)
+        return logit_c >= stats.max_logit
+
+    def score_cond(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """Conditional score ``s_c(x, t)``, shape [N, d]."""
+        return -(x - math.exp(-t) * self.means[0]) / self.gamma(t)
+
+    def score_uncond(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """Unconditional (mixture) score ``s_u(x, t)``, shape [N, d]."""
+        stats, _ = self._posterior(x, t)
+        return -(x - math.exp(-t) * stats.mean) / self.gamma(t)
+
+    def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
+        """Guided score ``s_w = s_c + w (s_c − s_u)`` and its parts (SPEC §3)."""
+        stats, logit_c = self._posterior(x, t)
+        s_c = self.score_cond(x, t)
+        force = (w * math.exp(-t) / self.gamma(t)) * (self.means[0] - stats.mean)
+        return GuidedScore(score=s_c + force, cfg_force=force, log_pi_target=logit_c - stats.log_norm)
+
+    def log_prob(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """Marginal log-density of the noised mixture at time t, shape [N]."""
+        g = self.gamma(t)
+        logw = self.log_weights if self.log_weights is not None else torch.full(
+            (self.K,), -math.log(self.K), dtype=x.dtype, device=x.device
+        )
+        sq = torch.cdist(x, math.exp(-t) * self.means) ** 2  # [N, K]
+        return torch.logsumexp(logw - 0.5 * sq / g, dim=1) - 0.5 * self.d * math.log(2 * math.pi * g)
+
+    def sample_target(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Exact draws from the target conditional ``N(μ_c, σ² I)``, shape [n, d]."""
+        z = torch.randn(n, self.d, generator=generator, dtype=self.means.dtype, device=self.means.device)
+        return self.means[0] + math.sqrt(self.sigma2) * z
+
+
+@dataclass
+class InfiniteClassMixture:
+    """Infinite-class limit (SPEC §3): ``p(x) = N(0, (s² + σ²) I)``, target ``N(μ_c, σ² I)``.
+
+    Both scores are linear in x, so the guided dynamics is solvable in closed form
+    (``cfglab.theory.gaussian``).
+    """
+
+    target_mean: torch.Tensor  # [d]
+    sigma2: float
+    s2: float = 1.0
+
+    def __post_init__(self):
+        self.sigma2 = positive("sigma2", self.sigma2)
+        self.s2 = positive("s2", self.s2)
+
+    K = math.inf
+
+    @property
+    def d(self) -> int:
+        return self.target_mean.shape[0]
+
+    def gamma(self, t: float) -> float:
+        return _gamma(self.sigma2, t)
+
+    def score_cond(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        return -(x - math.exp(-t) * self.target_mean) / self.gamma(t)
+
+    def score_uncond(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        return -x / _gamma(self.s2 + self.sigma2, t)
+
+    def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
+        s_c = self.score_cond(x, t)
+        force = w * (s_c - self.score_uncond(x, t))
+        return GuidedScore(score=s_c + force, cfg_force=force, log_pi_target=None)
+
+    def sample_target(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(n, self.d, generator=generator, dtype=self.target_mean.dtype, device=self.target_mean.device)
+        return self.target_mean + math.sqrt(self.sigma2) * z
+
+
+def random_means(K: int, d: int, s2: float, seed: int, *, dtype=torch.float64, device="cpu") -> torch.Tensor:
+    """``K`` i.i.d. means ``N(0, s² I_d)``, shape [K, d].
+
+    Generated in seeded blocks of ``MEANS_BLOCK`` rows (block j uses seed ``(seed, j)``), so
+    any block can be regenerated on its own and the result is the same for every chunking.
+    """
+    blocks = []
+    for j, start in enumerate(range(0, K, MEANS_BLOCK)):
+        g = torch.Generator(device=device).manual_seed(_block_seed(seed, j))
+        rows = min(MEANS_BLOCK, K - start)
+        blocks.append(torch.randn(rows, d, generator=g, dtype=dtype, device=device))
+    return math.sqrt(s2) * torch.cat(blocks)
+
+
+def _block_seed(seed: int, block: int) -> int:
+    return (seed * 0x9E3779B97F4A7C15 + block * 0xBF58476D1CE4E5B9 + 1) % (2**63 - 1)
+
+
+def exponential_K(alpha: float, d: int) -> int:
+    """Number of classes ``K = ceil(e^{α d})``."""
+    return math.ceil(math.exp(alpha * d) - 1e-9)
+
+
+def _check_fits(K: int, d: int, itemsize: int, budget_bytes: int) -> None:
+    need = K * d * itemsize
+    if need > budget_bytes:
+        raise CfglabInputError(
+            f"K={K} classes at d={d} need {need / 2**30:.2f} GiB of means, over the memory budget "
+            f"of {budget_bytes / 2**30:.2f} GiB (raise --memory-gb or lower alpha/d)"
+        )
+
+
+def explicit_mixture(means, sigma2: float, weights=None, *, dtype=torch.float64, device="cpu") -> GaussianMixture:
+    """Mixture with user-given means [K, d] (row 0 is the target) and optional weights [K]."""
+    means = torch.as_tensor(means, dtype=dtype, device=device)
+    log_w = None
+    if weights is not None:
+        w = torch.as_tensor(weights, dtype=dtype, device=device)
+        if w.shape != (means.shape[0],) or not torch.isfinite(w).all() or (w <= 0).any():
+            raise CfglabInputError(f"weights must be {means.shape[0]} positive finite numbers, got {weights!r}")
+        log_w = torch.log(w / w.sum())
+    return GaussianMixture(means, sigma2, log_w)
+
+
+def random_mixture(
+    K: int, d: int, sigma2: float, s2: float = 1.0, *, seed: int = 0, dtype=torch.float64, device="cpu",
+    memory_bytes: int = 4 * 2**30,
+) -> GaussianMixture:
+    """``K`` classes with means ``N(0, s² I_d)`` (seeded); class 0 is the target."""
+    K, d = positive_int("K", K), positive_int("d", d)
+    s2 = nonnegative("s2", s2)
+    _check_fits(K, d, torch.empty((), dtype=dtype).element_size(), memory_bytes)
+    means = random_means(K, d, s2, seed, dtype=dtype, device=device)
+    return GaussianMixture(means, sigma2, s2=s2)
+
+
+def exponential_mixture(
+    alpha: float, d: int, sigma2: float, s2: float = 1.0, *, seed: int = 0, dtype=torch.float64, device="cpu",
+    memory_bytes: int = 4 * 2**30,
+) -> GaussianMixture:
+    """``K = ceil(e^{α d})`` random classes (the paper's exponential regime)."""
+    alpha = positive("alpha", alpha)
+    d = positive_int("d", d)
+    return random_mixture(exponential_K(alpha, d), d, sigma2, s2, seed=seed, dtype=dtype, device=device,
+                          memory_bytes=memory_bytes)
+
+
+def infinite_class_mixture(
+    d: int, sigma2: float, s2: float = 1.0, *, seed: int = 0, dtype=torch.float64, device="cpu"
+) -> InfiniteClassMixture:
+    """Infinite-class limit at dimension d; the target mean is one draw of ``N(0, s² I)``."""
+    d = positive_int("d", d)
+    s2 = positive("s2", s2)
+    mu_c = random_means(1, d, s2, seed, dtype=dtype, device=device)[0]
+    return InfiniteClassMixture(mu_c, sigma2, s2)

@@ -1,0 +1,42 @@
+"""Noise-level conventions shared by the lab, the theory and the image models (SPEC §2).
+
+Forward process (Ornstein–Uhlenbeck): ``x_t = e^{-t} x_0 + sqrt(Δ_t) z`` with
+``Δ_t = 1 - e^{-2t}``.  The shared time variable is the VE noise level of ``x_t / e^{-t}``,
+
+.. math:: \\sigma(t) = \\sqrt{e^{2t} - 1}, \\qquad t(\\sigma) = \\tfrac12 \\log(1 + \\sigma^2).
+
+Schedules are functions of σ; these helpers convert at the edges only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from cfglab._validate import CfglabInputError, positive, positive_int
+
+__all__ = ["sigma_from_t", "t_from_sigma", "ou_time_grid"]
+
+
+def sigma_from_t(t):
+    """VE noise level σ(t) = sqrt(e^{2t} − 1) of OU time ``t`` (float or tensor)."""
+    if isinstance(t, torch.Tensor):
+        return torch.sqrt(torch.expm1(2 * t))
+    return math.sqrt(math.expm1(2 * t))
+
+
+def t_from_sigma(sigma):
+    """OU time t(σ) = log(1 + σ²) / 2 of noise level ``sigma`` (float or tensor)."""
+    if isinstance(sigma, torch.Tensor):
+        return 0.5 * torch.log1p(sigma**2)
+    return 0.5 * math.log1p(sigma**2)
+
+
+def ou_time_grid(T: float, steps: int, *, t_min: float = 0.0, dtype=torch.float64) -> torch.Tensor:
+    """Uniform OU-time grid ``[T, ..., t_min]`` with ``steps`` intervals, shape ``[steps + 1]``."""
+    T = positive("T", T)
+    steps = positive_int("steps", steps)
+    if not 0 <= t_min < T:
+        raise CfglabInputError(f"t_min must lie in [0, T={T}), got {t_min!r}")
+    return torch.linspace(T, t_min, steps + 1, dtype=dtype)

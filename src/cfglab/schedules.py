@@ -1,0 +1,271 @@
+"""Guidance schedules w(σ) (SPEC §6).
+
+Weight convention (the paper's): the guided score is ``s_w = s_c + w (s_c − s_u)``;
+``w = 0`` is the conditional score, ``w = −1`` the unconditional one, ``w > 0`` is CFG.
+Image code bases use ``G = 1 + w`` (diffusers' ``guidance_scale``); convert there only.
+
+Every schedule is a frozen dataclass called on σ (a float or a tensor, vectorised) and
+round-trips through its string form: ``parse_schedule(str(s)) == s``, e.g.
+``constant:w=2``, ``interval:w=2,lo=0.28,hi=5.42``,
+``negative_window:w_pos=3,w_neg=-1,sigma_switch=0.8``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import torch
+
+from cfglab._validate import CfglabInputError, finite, guidance_weight, nonnegative, positive
+from cfglab.noise import sigma_from_t, t_from_sigma
+
+__all__ = [
+    "Schedule",
+    "Constant",
+    "Interval",
+    "Linear",
+    "Cosine",
+    "NegativeWindow",
+    "PaperLinear",
+    "FromCallable",
+    "SCHEDULES",
+    "parse_schedule",
+    "as_schedule",
+]
+
+SIGMA_MAX_DEFAULT = sigma_from_t(6.0)  # σ at the lab's default horizon T = 6
+
+
+class Schedule:
+    """Base class: ``schedule(sigma) -> w`` for floats and tensors alike."""
+
+    name: ClassVar[str] = ""
+
+    def weight(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Guidance weight at noise levels ``sigma`` (tensor, any shape)."""
+        raise NotImplementedError
+
+    def __call__(self, sigma):
+        if isinstance(sigma, torch.Tensor):
+            return self.weight(sigma)
+        return float(self.weight(torch.tensor(float(sigma), dtype=torch.float64)))
+
+    def __str__(self) -> str:
+        params = ",".join(f"{f.name}={_fmt(getattr(self, f.name))}" for f in dataclasses.fields(self))
+        return f"{self.name}:{params}" if params else self.name
+
+    def is_nonnegative(self) -> bool:
+        """Whether w(σ) ≥ 0 for every σ (checked on a dense log-grid of σ)."""
+        grid = torch.logspace(-4, 4, 4001, dtype=torch.float64)
+        return bool((self.weight(grid) >= 0).all())
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x)) if not float(x).is_integer() else str(int(x)) if abs(x) < 1e15 else repr(float(x))
+
+
+def _full(sigma: torch.Tensor, value: float) -> torch.Tensor:
+    return torch.full_like(sigma, value, dtype=sigma.dtype if sigma.is_floating_point() else torch.float64)
+
+
+def _progress(sigma: torch.Tensor, sigma_max: float) -> torch.Tensor:
+    """Fraction of the sampling run in OU time: 0 at ``sigma_max``, 1 at σ = 0."""
+    return (1 - t_from_sigma(sigma) / t_from_sigma(sigma_max)).clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class Constant(Schedule):
+    """Constant CFG weight ``w`` at every noise level (Ho & Salimans 2022)."""
+
+    w: float
+    name: ClassVar[str] = "constant"
+
+    def __post_init__(self):
+        object.__setattr__(self, "w", guidance_weight("w", self.w))
+
+    def weight(self, sigma):
+        return _full(sigma, self.w)
+
+
+@dataclass(frozen=True)
+class Interval(Schedule):
+    """Guidance limited to an interval (Kynkäänniemi et al. 2024): ``w`` on (lo, hi], 0 outside."""
+
+    w: float
+    lo: float
+    hi: float
+    name: ClassVar[str] = "interval"
+
+    def __post_init__(self):
+        object.__setattr__(self, "w", guidance_weight("w", self.w))
+        lo, hi = nonnegative("lo", self.lo), positive("hi", self.hi)
+        if lo >= hi:
+            raise CfglabInputError(f"interval needs lo < hi, got lo={self.lo!r}, hi={self.hi!r}")
+        object.__setattr__(self, "lo", lo)
+        object.__setattr__(self, "hi", hi)
+
+    def weight(self, sigma):
+        inside = (sigma > self.lo) & (sigma <= self.hi)
+        return torch.where(inside, _full(sigma, self.w), _full(sigma, 0.0))
+
+
+@dataclass(frozen=True)
+class Linear(Schedule):
+    """Linear ramp over the sampling run (Wang et al. 2024, "Analysis of CFG weight schedulers").
+
+    ``w = start + (end − start) p`` with ``p = 1 − t(σ)/t(sigma_max)`` the fraction of the run
+    in OU time (p = 0 at ``sigma_max`` and above, p = 1 at σ = 0).
+    """
+
+    start: float
+    end: float
+    sigma_max: float = SIGMA_MAX_DEFAULT
+    name: ClassVar[str] = "linear"
+
+    def __post_init__(self):
+        object.__setattr__(self, "start", guidance_weight("start", self.start))
+        object.__setattr__(self, "end", guidance_weight("end", self.end))
+        object.__setattr__(self, "sigma_max", positive("sigma_max", self.sigma_max))
+
+    def weight(self, sigma):
+        p = _progress(sigma, self.sigma_max)
+        return self.start + (self.end - self.start) * p
+
+
+@dataclass(frozen=True)
+class Cosine(Schedule):
+    """Cosine ramp (Wang et al. 2024): ``w = end + (start − end)(1 + cos πp)/2``, p as in :class:`Linear`."""
+
+    start: float
+    end: float
+    sigma_max: float = SIGMA_MAX_DEFAULT
+    name: ClassVar[str] = "cosine"
+
+    def __post_init__(self):
+        object.__setattr__(self, "start", guidance_weight("start", self.start))
+        object.__setattr__(self, "end", guidance_weight("end", self.end))
+        object.__setattr__(self, "sigma_max", positive("sigma_max", self.sigma_max))
+
+    def weight(self, sigma):
+        p = _progress(sigma, self.sigma_max)
+        return self.end + (self.start - self.end) * 0.5 * (1 + torch.cos(math.pi * p))
+
+
+@dataclass(frozen=True)
+class NegativeWindow(Schedule):
+    """Positive guidance early, a negative window late (the paper's §4 schedule).
+
+    ``w = w_pos`` on (sigma_switch, sigma_hi], ``w = w_neg`` (≥ −1) for σ ≤ sigma_switch and
+    0 above ``sigma_hi`` (default ∞).  The paper's Stable Diffusion runs switch to
+    ``w_neg = −1`` for the last 30–50% of the steps.
+    """
+
+    w_pos: float
+    w_neg: float
+    sigma_switch: float
+    sigma_hi: float = math.inf
+    name: ClassVar[str] = "negative_window"
+
+    def __post_init__(self):
+        object.__setattr__(self, "w_pos", guidance_weight("w_pos", self.w_pos))
+        object.__setattr__(self, "w_neg", guidance_weight("w_neg", self.w_neg))
+        object.__setattr__(self, "sigma_switch", nonnegative("sigma_switch", self.sigma_switch))
+        hi = float(self.sigma_hi)
+        if math.isnan(hi) or hi <= self.sigma_switch:
+            raise CfglabInputError(f"sigma_hi must exceed sigma_switch={self.sigma_switch}, got {self.sigma_hi!r}")
+        object.__setattr__(self, "sigma_hi", hi)
+
+    def __str__(self) -> str:
+        s = f"{self.name}:w_pos={_fmt(self.w_pos)},w_neg={_fmt(self.w_neg)},sigma_switch={_fmt(self.sigma_switch)}"
+        return s if math.isinf(self.sigma_hi) else f"{s},sigma_hi={_fmt(self.sigma_hi)}"
+
+    def weight(self, sigma):
+        w = torch.where(sigma > self.sigma_switch, _full(sigma, self.w_pos), _full(sigma, self.w_neg))
+        return torch.where(sigma > self.sigma_hi, _full(sigma, 0.0), w)
+
+
+@dataclass(frozen=True)
+class PaperLinear(Schedule):
+    """The paper's §4.2 form: ``w = max(−1, w0 + slope · t)`` with t = t(σ) the forward OU time."""
+
+    w0: float
+    slope: float
+    name: ClassVar[str] = "paper_linear"
+
+    def __post_init__(self):
+        object.__setattr__(self, "w0", finite("w0", self.w0))
+        object.__setattr__(self, "slope", finite("slope", self.slope))
+
+    def weight(self, sigma):
+        return (self.w0 + self.slope * t_from_sigma(sigma)).clamp(min=-1.0)
+
+
+@dataclass(frozen=True)
+class FromCallable(Schedule):
+    """Wrap a user function ``fn(sigma) -> w`` (float or tensor σ); weights must stay ≥ −1."""
+
+    fn: Callable
+    label: str = "callable"
+    name: ClassVar[str] = "callable"
+
+    def weight(self, sigma):
+        try:
+            w = self.fn(sigma)
+        except (TypeError, RuntimeError):
+            w = torch.tensor([float(self.fn(float(s))) for s in sigma.reshape(-1)], dtype=sigma.dtype)
+            w = w.reshape(sigma.shape)
+        w = torch.as_tensor(w, dtype=sigma.dtype, device=sigma.device).expand_as(sigma)
+        if not torch.isfinite(w).all() or (w < -1).any():
+            raise CfglabInputError(f"schedule {self.label!r} returned a weight that is not finite or is < -1")
+        return w
+
+    def __str__(self) -> str:
+        return f"callable:{self.label}"
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
+    cls.name: cls for cls in (Constant, Interval, Linear, Cosine, NegativeWindow, PaperLinear)
+}
+
+
+def parse_schedule(text: str) -> Schedule:
+    """Parse ``"name:key=value,..."`` into a schedule; a bare number means ``constant``."""
+    text = str(text).strip()
+    try:
+        return Constant(float(text))
+    except ValueError:
+        pass
+    name, _, rest = text.partition(":")
+    cls = SCHEDULES.get(name.strip())
+    if cls is None:
+        raise CfglabInputError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in fields:
+            raise CfglabInputError(f"unknown parameter {key!r} for schedule {name!r}; expected {sorted(fields)}")
+        try:
+            kwargs[key] = float(value)
+        except ValueError:
+            raise CfglabInputError(f"schedule parameter {key}={value!r} is not a number") from None
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        missing = sorted(fields - set(kwargs))
+        raise CfglabInputError(f"schedule {name!r} is missing parameter(s) {missing}") from None
+
+
+def as_schedule(obj) -> Schedule:
+    """Coerce a schedule, a string, a number (constant w) or a callable into a :class:`Schedule`."""
+    if isinstance(obj, Schedule):
+        return obj
+    if isinstance(obj, (str, int, float)):
+        return parse_schedule(str(obj))
+    if callable(obj):
+        return FromCallable(obj, getattr(obj, "__name__", "callable"))
+    raise CfglabInputError(f"cannot use {obj!r} as a guidance schedule")
