@@ -21,7 +21,7 @@ from cfglab.lab import (
     simulate,
 )
 from cfglab.noise import sigma_from_t, t_from_sigma
-from cfglab.schedules import (
+from cfglab.guidance import (
     Constant,
     Cosine,
     FromCallable,

@@ -120,12 +120,18 @@ class GaussianMixture:
         stats, _ = self._posterior(x, t)
         return -(x - math.exp(-t) * stats.mean) / self.gamma(t)
 
-    def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
-        """Guided score ``s_w = s_c + w (s_c − s_u)`` and its parts (SPEC §3)."""
+    def score_pair(self, x: torch.Tensor, t: float):
+        """``(s_c, s_u, log π_c)`` at (x, t) from one pass of the chunked kernel."""
         stats, logit_c = self._posterior(x, t)
         s_c = self.score_cond(x, t)
-        force = (w * math.exp(-t) / self.gamma(t)) * (self.means[0] - stats.mean)
-        return GuidedScore(score=s_c + force, cfg_force=force, log_pi_target=logit_c - stats.log_norm)
+        s_u = -(x - math.exp(-t) * stats.mean) / self.gamma(t)
+        return s_c, s_u, logit_c - stats.log_norm
+
+    def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
+        """Guided score ``s_w = s_c + w (s_c − s_u)`` and its parts (SPEC §3)."""
+        s_c, s_u, log_pi = self.score_pair(x, t)
+        force = w * (s_c - s_u)
+        return GuidedScore(score=s_c + force, cfg_force=force, log_pi_target=log_pi)
 
     def log_prob(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Marginal log-density of the noised mixture at time t, shape [N]."""
@@ -173,9 +179,13 @@ class InfiniteClassMixture:
     def score_uncond(self, x: torch.Tensor, t: float) -> torch.Tensor:
         return -x / _gamma(self.s2 + self.sigma2, t)
 
+    def score_pair(self, x: torch.Tensor, t: float):
+        """``(s_c, s_u, None)``: both scores are linear; no target posterior exists."""
+        return self.score_cond(x, t), self.score_uncond(x, t), None
+
     def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
-        s_c = self.score_cond(x, t)
-        force = w * (s_c - self.score_uncond(x, t))
+        s_c, s_u, _ = self.score_pair(x, t)
+        force = w * (s_c - s_u)
         return GuidedScore(score=s_c + force, cfg_force=force, log_pi_target=None)
 
     def sample_target(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from cfglab.noise import sigma_from_t, t_from_sigma
-from cfglab.schedules import as_schedule
+from cfglab.guidance.schedules import as_schedule
 
 __all__ = ["sample_sde", "sample_ode", "sigma_grid", "SAMPLERS"]
 

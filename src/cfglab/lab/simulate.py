@@ -13,7 +13,7 @@ from cfglab._validate import CfglabInputError, nonnegative, positive, positive_i
 from cfglab.lab.ensembles import exponential_mixture, infinite_class_mixture, random_mixture
 from cfglab.lab.observables import TrajectoryRecorder, distortion
 from cfglab.lab.samplers import SAMPLERS, sigma_grid
-from cfglab.schedules import parse_schedule
+from cfglab.guidance.schedules import parse_schedule
 
 __all__ = ["SimulationConfig", "simulate", "build_model"]
 
