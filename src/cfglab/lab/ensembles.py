@@ -108,8 +108,17 @@ class GaussianMixture:
 
     def bayes_is_target(self, x: torch.Tensor) -> torch.Tensor:
         """Whether the Bayes class at t = 0 is the target, shape [N] (bool)."""
-        stats, logit_c = self._posterior(x, 0.0)
-        return logit_c >= stats.max_logit
+        if self.K == 1:
+            return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        a = b = 1 / self.sigma2
+        others = slice(1, None)  # compare against the best non-target class, not a rounded max
+        log_w = None if self.log_weights is None else self.log_weights[others]
+        chunk = chunk_size_for(x.shape[0], x.element_size(), self.budget_bytes)
+        stats = posterior_stats(x, self.means[others], self.sq_norms[others], a, b, log_w, chunk_size=chunk)
+        logit_c = a * (x @ self.means[0]) - 0.5 * b * self.sq_norms[0]
+        if self.log_weights is not None:
+            logit_c = logit_c + self.log_weights[0]
+        return logit_c > stats.max_logit
 
     def score_cond(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Conditional score ``s_c(x, t)``, shape [N, d]."""
