@@ -211,8 +211,8 @@ def random_means(K: int, d: int, s2: float, seed: int, *, dtype=torch.float64, d
     blocks = []
     for j, start in enumerate(range(0, K, MEANS_BLOCK)):
         g = torch.Generator(device=device).manual_seed(_block_seed(seed, j))
-        rows = min(MEANS_BLOCK, K - start)
-        blocks.append(torch.randn(rows, d, generator=g, dtype=dtype, device=device))
+        rows = min(MEANS_BLOCK, K - start)  # always draw a full block: torch's randn depends on size
+        blocks.append(torch.randn(MEANS_BLOCK, d, generator=g, dtype=dtype, device=device)[:rows])
     return math.sqrt(s2) * torch.cat(blocks)
 
 
