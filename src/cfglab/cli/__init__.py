@@ -18,6 +18,7 @@ __all__ = ["main", "build_parser"]
 # subcommand name -> module under cfglab.cli; a plain dict, no registry magic
 COMMANDS = {
     "simulate": "cfglab.cli.simulate",
+    "sweep": "cfglab.cli.sweep",
 }
 
 

@@ -1,0 +1,139 @@
+"""Task kinds of a sweep: a plain dict ``name -> "module:function"`` (imported lazily).
+
+A task function takes the resolved parameters (a dict) and returns a flat dict of numbers
+(``None`` allowed).  A sweep may also name any importable ``"package.module:function"``
+directly as its kind, which is how users add their own experiments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any, Callable
+
+from cfglab._validate import CfglabInputError
+
+__all__ = ["TASKS", "RESOLVERS", "load_function", "resolve_params", "run_task"]
+
+# task kind -> "module:function"; modules are imported only when a task of that kind runs
+TASKS: dict[str, str] = {
+    "simulate": "cfglab.sweep.tasks:simulate_task",
+    "theory.gaussian": "cfglab.sweep.tasks:theory_gaussian_task",
+    "theory.transition": "cfglab.sweep.tasks:theory_transition_task",
+    "theory.dmft": "cfglab.sweep.tasks:theory_dmft_task",
+    "latent.evaluate": "cfglab.sweep.tasks:latent_evaluate_task",
+}
+
+# task kind -> "module:function" that fills defaults / validates (same params, same hash)
+RESOLVERS: dict[str, str] = {
+    "simulate": "cfglab.sweep.tasks:resolve_simulate",
+}
+
+
+def load_function(path: str) -> Callable:
+    """Import ``"package.module:function"``; a missing module is a clear input error."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise CfglabInputError(f"task kind {path!r} is neither a known kind ({', '.join(TASKS)}) "
+                               "nor a 'module:function' path")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise CfglabInputError(f"task function {path!r} is not available: {err}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise CfglabInputError(f"task function {path!r} is not available: "
+                               f"{module_name} has no {attr!r}") from None
+
+
+def _path_of(kind: str) -> str:
+    return TASKS.get(kind, kind)
+
+
+def resolve_params(kind: str, params: dict) -> dict:
+    """The fully resolved parameters of one task (defaults filled in where the kind knows them)."""
+    if kind not in TASKS and ":" not in kind:
+        raise CfglabInputError(f"unknown task kind {kind!r}; choose from {', '.join(TASKS)} "
+                               "or give a 'module:function' path")
+    if kind in RESOLVERS:
+        return load_function(RESOLVERS[kind])(dict(params))
+    return dict(params)
+
+
+def run_task(kind: str, params: dict) -> dict:
+    """Run one task and return its flat dict of results (what a Dask worker executes)."""
+    result = load_function(_path_of(kind))(dict(params))
+    if not isinstance(result, dict):
+        raise TypeError(f"task {kind!r} returned {type(result).__name__}, expected a dict")
+    return {str(k): _scalar(v) for k, v in result.items()}
+
+
+def _scalar(value: Any):
+    """Numbers and strings pass; anything else (arrays, dicts) is kept as JSON text."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        import json
+
+        return json.dumps(value, default=float)
+
+
+# --- built-in task kinds -----------------------------------------------------------------
+
+def resolve_simulate(params: dict) -> dict:
+    """Validate through :class:`SimulationConfig` and fill its defaults."""
+    from cfglab.lab.simulate import SimulationConfig
+
+    try:
+        return SimulationConfig(**params).to_dict()
+    except TypeError as err:
+        raise CfglabInputError(f"bad simulate parameters: {err}") from None
+
+
+def simulate_task(params: dict) -> dict:
+    """``cfglab.lab.simulate`` on one :class:`SimulationConfig` (distortion metrics)."""
+    from cfglab.lab.simulate import SimulationConfig, simulate
+
+    trajectory = bool(params.pop("trajectory", False))
+    result = simulate(SimulationConfig(**params), trajectory=trajectory)
+    traj = result.pop("trajectory", None)
+    if traj is not None:
+        result.update({f"traj_{k}": list(map(float, v)) for k, v in traj.items()})
+    return result
+
+
+def theory_gaussian_task(params: dict) -> dict:
+    """Infinite-class limit: ``cfglab.theory.gaussian.solve_gaussian(**params)``."""
+    return _as_dict(load_function("cfglab.theory.gaussian:solve_gaussian")(**params))
+
+
+def theory_transition_task(params: dict) -> dict:
+    """Class-resolution transition: ``cfglab.theory.transition.transition(**params)``."""
+    return _as_dict(load_function("cfglab.theory.transition:transition")(**params))
+
+
+def theory_dmft_task(params: dict) -> dict:
+    """DMFT of the guided dynamics: ``cfglab.theory.dmft.solve_dmft(**params)``."""
+    return _as_dict(load_function("cfglab.theory.dmft:solve_dmft")(**params))
+
+
+def latent_evaluate_task(params: dict) -> dict:
+    """Latent-diffusion schedule evaluation: ``cfglab.latent.evaluate(**params)``."""
+    return _as_dict(load_function("cfglab.latent:evaluate")(**params))
+
+
+def _as_dict(result) -> dict:
+    if isinstance(result, dict):
+        return {k: v for k, v in result.items() if not isinstance(v, dict)}
+    if hasattr(result, "to_dict"):
+        return _as_dict(result.to_dict())
+    import dataclasses
+
+    if dataclasses.is_dataclass(result):
+        return _as_dict(dataclasses.asdict(result))
+    raise TypeError(f"cannot turn {type(result).__name__} into a result row")
