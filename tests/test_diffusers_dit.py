@@ -102,3 +102,12 @@ def test_interval_schedule_changes_only_its_window(pipe):
     for a, b in zip(partial[: STEPS - 2], cond[: STEPS - 2]):
         assert torch.equal(a["latents"], b["latents"])  # identical before the window
     assert (guided - plain).abs().max() > 1e-3
+
+
+def test_stock_diffusers_guider_runs_through_the_same_loop(pipe):
+    """diffusers' own ClassifierFreeGuidance (one call per batch) agrees with CfglabGuidance (batched)."""
+    scheduler = diffusers.DDIMScheduler()
+    ours = _ours(pipe, CfglabGuidance(Constant(2.0)), scheduler, output_type="latent")
+    stock_guider = diffusers.guiders.ClassifierFreeGuidance(guidance_scale=3.0)
+    theirs = _ours(pipe, stock_guider, scheduler, output_type="latent")
+    assert (ours - theirs).abs().max() < 1e-5

@@ -154,3 +154,18 @@ def test_importing_cfglab_does_not_import_diffusers_and_missing_extra_is_named()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "cfglab[diffusers]" in out.stdout
+
+
+def test_guider_follows_the_modular_pipeline_protocol():
+    """``prepare_inputs_from_block_state`` (diffusers modular pipelines) picks the same batches."""
+    from diffusers.modular_pipelines.modular_pipeline import BlockState
+
+    ddim = diffusers.DDIMScheduler()
+    ddim.set_timesteps(4)
+    state = BlockState(prompt_embeds=torch.ones(1, 2), negative_prompt_embeds=torch.zeros(1, 2))
+    fields = {"encoder_hidden_states": ("prompt_embeds", "negative_prompt_embeds")}
+    for w, expected in ((2.0, [1.0, 0.0]), (0.0, [1.0]), (-1.0, [0.0])):
+        guider = CfglabGuidance(Constant(w), scheduler=ddim)
+        guider.set_state(0, 4, ddim.timesteps[0])
+        batches = guider.prepare_inputs_from_block_state(state, fields)
+        assert [float(b.encoder_hidden_states[0, 0]) for b in batches] == expected

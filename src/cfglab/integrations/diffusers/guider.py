@@ -38,7 +38,8 @@ class CfglabGuidance(BaseGuidance):
     Parameters
     ----------
     schedule : str, number or Schedule
-        A cfglab schedule or its string form, e.g. ``"negative_window:w_pos=3,w_neg=-1,sigma_switch=0.8"``.
+        A cfglab schedule or its string form, e.g. ``"negative_window:w_pos=3,w_neg=-1,sigma_switch=0.8"``
+        (default ``constant:w=6.5``, i.e. diffusers' default ``guidance_scale = 7.5``).
         The config stores the string form, so ``save_pretrained``/``from_pretrained`` round-trip it
         (a :class:`~cfglab.guidance.FromCallable` schedule cannot be reloaded).
     sigma_convention : str
@@ -53,7 +54,7 @@ class CfglabGuidance(BaseGuidance):
     ignore_for_config = ["scheduler"]
 
     @register_to_config
-    def __init__(self, schedule: Any = "constant:w=3", sigma_convention: str = "auto", enabled: bool = True, *,
+    def __init__(self, schedule: Any = "constant:w=6.5", sigma_convention: str = "auto", enabled: bool = True, *,
                  scheduler=None):
         super().__init__(0.0, 1.0, enabled)
         self._schedule: Schedule = as_schedule(schedule)

@@ -32,22 +32,22 @@ def _timestep_batch(t, n: int, device) -> torch.Tensor:
     return (t[None] if t.ndim == 0 else t).expand(n)  # [n]
 
 
-def _predict(model_fn, guider, x: torch.Tensor, t, inputs: dict[str, Any]) -> list:
+def _predict(model_fn, guider, x: torch.Tensor, t, inputs: dict[str, Any], denoiser) -> list:
     """Run the batches the guider asks for; one model call when the guider allows batching."""
     batches = guider.prepare_inputs(inputs)
     if isinstance(guider, CfglabGuidance):  # no model patching: evaluate all batches at once
         for _ in batches:
-            guider.prepare_models(None)
+            guider.prepare_models(denoiser)
         kw = {k: torch.cat([getattr(b, k) for b in batches]) for k in inputs}
         xs = torch.cat([x] * len(batches))  # [n_batches * B, ...]
         preds = model_fn(xs, _timestep_batch(t, len(xs), x.device), **kw).chunk(len(batches))
         for b, pred in zip(batches, preds):
             b.noise_pred = pred
         return batches
-    for b in batches:  # generic guiders may patch the model per batch
-        guider.prepare_models(getattr(model_fn, "__self__", None))
+    for b in batches:  # generic guiders may patch the model per batch (PAG, SLG, ...)
+        guider.prepare_models(denoiser)
         b.noise_pred = model_fn(x, _timestep_batch(t, len(x), x.device), **{k: getattr(b, k) for k in inputs})
-        guider.cleanup_models(getattr(model_fn, "__self__", None))
+        guider.cleanup_models(denoiser)
     return batches
 
 
@@ -61,6 +61,7 @@ def denoise_with_guider(
     *,
     generator: torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
+    denoiser: torch.nn.Module | None = None,
 ) -> torch.Tensor:
     """Generic diffusers sampling loop with a guider (the modular-pipeline protocol), in latent space.
 
@@ -78,6 +79,10 @@ def denoise_with_guider(
         ``{name: (cond, uncond)}`` conditioning tensors of batch ``B`` (or a shared tensor).
     callback : callable, optional
         Called after every step with ``dict(i, t, sigma, w, n_passes, latents)``.
+    denoiser : torch.nn.Module, optional
+        The network behind ``model_fn``, handed to ``guider.prepare_models`` (guiders that patch
+        the model, e.g. PAG, need it). Diffusers guiders other than :class:`CfglabGuidance` run
+        one model call per batch, as in diffusers' modular pipelines.
 
     Returns
     -------
@@ -95,7 +100,7 @@ def denoise_with_guider(
     for i, t in enumerate(timesteps):
         guider.set_state(step=i, num_inference_steps=len(timesteps), timestep=t)
         x_in = scheduler.scale_model_input(latents, t)  # [B, C, H, W]
-        batches = _predict(model_fn, guider, x_in, t, inputs)
+        batches = _predict(model_fn, guider, x_in, t, inputs, denoiser)
         pred = guider(batches).pred  # [B, C, H, W]
         latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample
         if callback is not None:
@@ -156,7 +161,7 @@ def generate_dit(
         return transformer(x, timestep=t, class_labels=class_labels).sample[:, :channels]
 
     latents = denoise_with_guider(eps, pipe.scheduler, guider, noise, {"class_labels": (labels, null)},
-                                  num_inference_steps, generator=generator, callback=callback)
+                                  num_inference_steps, generator=generator, callback=callback, denoiser=transformer)
     if output_type == "latent":
         return ImagePipelineOutput(images=latents) if return_dict else (latents,)
     return _images_out(pipe, _decode(pipe.vae, latents), output_type, return_dict)
@@ -200,7 +205,7 @@ def generate_stable_diffusion(
 
     inputs = {"encoder_hidden_states": (prompt_embeds, negative_prompt_embeds)}
     latents = denoise_with_guider(eps, pipe.scheduler, guider, noise, inputs, num_inference_steps,
-                                  generator=generator, callback=callback)
+                                  generator=generator, callback=callback, denoiser=unet)
     if output_type == "latent":
         return latents
     images = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
