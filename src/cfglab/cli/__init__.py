@@ -18,7 +18,9 @@ __all__ = ["main", "build_parser"]
 # subcommand name -> module under cfglab.cli; a plain dict, no registry magic
 COMMANDS = {
     "simulate": "cfglab.cli.simulate",
+    "theory": "cfglab.cli.theory",
     "sweep": "cfglab.cli.sweep",
+    "reproduce": "cfglab.cli.reproduce",
 }
 
 
