@@ -45,11 +45,11 @@ class SweepResult:
                 "errors": self.errors, "seconds": round(self.seconds, 3)}
 
 
-def _timed(kind: str, params: dict) -> tuple[dict, float]:
-    """What a worker runs: one task and its wall time."""
-    start = time.perf_counter()
+def _timed(kind: str, params: dict) -> tuple[dict, dict]:
+    """What a worker runs: one task, its wall time and the CPU time of the worker process."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = run_task(kind, params)
-    return result, time.perf_counter() - start
+    return result, {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
 
 
 @contextlib.contextmanager
@@ -76,12 +76,12 @@ def _run_inline(todo: list[Task], store: ResultStore, tick: Callable[[], None], 
     """Run tasks one after another in this process (``workers=0``: debugging, tiny sweeps)."""
     for task in todo:
         try:
-            result, seconds = _timed(task.kind, task.params)
+            result, timing = _timed(task.kind, task.params)
         except Exception as err:  # a failed task is recorded, the others go on
             errors[task.id] = f"{type(err).__name__}: {err}"
             store.write_error(task, traceback.format_exc())
         else:
-            store.write_row(task, result, seconds)
+            store.write_row(task, result, timing)
         tick()
 
 
@@ -98,8 +98,8 @@ def _run_dask(client, todo: list[Task], store: ResultStore, tick: Callable[[], N
     for future in as_completed(futures):
         task = by_key[future.key]
         if future.status == "finished":
-            result, seconds = future.result()
-            store.write_row(task, result, seconds)
+            result, timing = future.result()
+            store.write_row(task, result, timing)
         else:
             err = future.exception()
             errors[task.id] = f"{type(err).__name__}: {err}"

@@ -59,12 +59,12 @@ class ResultStore:
         """The resolved sweep, next to its results."""
         write_json_atomic(self.root / "sweep.json", {**meta, "tasks": [t.to_dict() for t in tasks]})
 
-    def write_row(self, task: Task, result: dict, seconds: float) -> None:
-        """Write the row of a finished task atomically; clears its error file."""
+    def write_row(self, task: Task, result: dict, timing: dict) -> None:
+        """Write the row of a finished task atomically (``timing``: seconds, cpu_seconds); clears its error file."""
         import pandas as pd
 
         row = {"task_id": task.id, "kind": task.kind, "name": task.name,
-               "params": json.dumps(task.params, sort_keys=True), "seconds": seconds}
+               "params": json.dumps(task.params, sort_keys=True), **timing}
         row.update({k: v for k, v in task.params.items() if not isinstance(v, (list, dict))})
         row.update(result)
         frame = pd.DataFrame([row])

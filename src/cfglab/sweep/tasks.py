@@ -86,13 +86,15 @@ def _scalar(value: Any):
 # --- built-in task kinds -----------------------------------------------------------------
 
 def resolve_simulate(params: dict) -> dict:
-    """Validate through :class:`SimulationConfig` and fill its defaults."""
+    """Validate through :class:`SimulationConfig` and fill its defaults (``trajectory`` kept when set)."""
     from cfglab.lab.simulate import SimulationConfig
 
+    trajectory = bool(params.pop("trajectory", False))
     try:
-        return SimulationConfig(**params).to_dict()
+        resolved = SimulationConfig(**params).to_dict()
     except TypeError as err:
         raise CfglabInputError(f"bad simulate parameters: {err}") from None
+    return {**resolved, "trajectory": True} if trajectory else resolved
 
 
 def simulate_task(params: dict) -> dict:
