@@ -17,6 +17,15 @@ LABELS = [1, 7]
 STEPS = 8
 
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models: one torch thread avoids OpenMP spin-waiting on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture(scope="module")
 def pipe():
     gen = torch.Generator().manual_seed(0)

@@ -21,6 +21,15 @@ from cfglab.integrations.diffusers import CfglabGuidance, generate_stable_diffus
 STEPS = 6
 
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models: one torch thread avoids OpenMP spin-waiting on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture(scope="module")
 def sd():
     gen = torch.Generator().manual_seed(0)

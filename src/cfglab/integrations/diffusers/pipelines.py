@@ -190,7 +190,8 @@ def generate_stable_diffusion(
     No safety checker is run. ``output_type`` is ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"``.
     Returns the images (a list for ``"pil"``).
     """
-    unet, device = pipe.unet, pipe.unet.device
+    unet = pipe.unet
+    device = getattr(pipe, "_execution_device", unet.device)
     if prompt_embeds is None or negative_prompt_embeds is None:
         prompt_embeds, negative_prompt_embeds = pipe.encode_prompt(
             prompt, device, 1, True, negative_prompt,
