@@ -1,4 +1,4 @@
-"""Apply cfglab guidance schedules w(σ) in Hugging Face ``diffusers`` (SPEC §7; optional extra ``cfglab[diffusers]``).
+"""Apply cfglab guidance schedules w(σ) in Hugging Face ``diffusers`` (SPEC §7; extra ``cfglab[diffusers]``).
 
 * :class:`CFGDenoiser` — k-diffusion-style guided denoiser ``D_w(x, σ)``; needs only torch.
 * :class:`CfglabGuidance` — a ``diffusers.guiders.BaseGuidance`` applying ``w(σ)``, with

@@ -46,7 +46,8 @@ def sigma_convention(scheduler, convention: str = "auto") -> str:
     name = type(scheduler).__name__
     if convention != "auto":
         if convention not in CONVENTIONS:
-            raise CfglabInputError(f"sigma_convention must be 'auto' or one of {sorted(CONVENTIONS)}, got {convention!r}")
+            raise CfglabInputError(
+                f"sigma_convention must be 'auto' or one of {sorted(CONVENTIONS)}, got {convention!r}")
         table = "alphas_cumprod" if convention == "alphas_cumprod" else "sigmas"
         if getattr(scheduler, table, None) is None:
             raise CfglabInputError(f"sigma_convention={convention!r} needs {name}.{table}, which it does not have")
@@ -98,7 +99,8 @@ def scheduler_sigma(scheduler, timestep, convention: str = "auto") -> float:
     if conv == "alphas_cumprod":
         abar = scheduler.alphas_cumprod.double().cpu().numpy()  # [num_train_timesteps]
         if not 0 <= t <= len(abar) - 1:
-            raise CfglabInputError(f"timestep {t!r} is outside {type(scheduler).__name__}'s table [0, {len(abar) - 1}]")
+            raise CfglabInputError(
+                f"timestep {t!r} is outside {type(scheduler).__name__}'s table [0, {len(abar) - 1}]")
         a = float(np.interp(t, np.arange(len(abar)), abar))
         return math.sqrt((1 - a) / a)
     s = float(scheduler.sigmas[_timestep_index(scheduler, t)])
@@ -116,7 +118,8 @@ def scheduler_sigmas(scheduler, num_inference_steps: int | None = None, conventi
         scheduler = copy.deepcopy(scheduler)
         scheduler.set_timesteps(positive_int("num_inference_steps", num_inference_steps))
     sigma_convention(scheduler, convention)
-    return torch.tensor([scheduler_sigma(scheduler, t, convention) for t in scheduler.timesteps], dtype=torch.float64)
+    sigmas = [scheduler_sigma(scheduler, t, convention) for t in scheduler.timesteps]
+    return torch.tensor(sigmas, dtype=torch.float64)
 
 
 def switch_sigma(scheduler, num_inference_steps: int, last_fraction: float, convention: str = "auto") -> float:
@@ -132,7 +135,8 @@ def switch_sigma(scheduler, num_inference_steps: int, last_fraction: float, conv
     n = len(sigmas)
     k = n - round(float(last_fraction) * n)  # first step of the window
     if not 0 < k < n:
-        raise CfglabInputError(f"last_fraction={last_fraction!r} leaves no step on one side of the switch ({n} steps)")
+        raise CfglabInputError(
+            f"last_fraction={last_fraction!r} leaves no step on one side of the switch ({n} steps)")
     hi, lo = float(sigmas[k - 1]), float(sigmas[k])
     if not hi > lo:
         raise CfglabInputError(f"σ does not decrease across step {k} ({hi} -> {lo}); cannot place a switch there")

@@ -59,7 +59,8 @@ class CfglabGuidance(BaseGuidance):
         super().__init__(0.0, 1.0, enabled)
         self._schedule: Schedule = as_schedule(schedule)
         if sigma_convention not in ("auto", "alphas_cumprod", "sigmas", "flow"):
-            raise CfglabInputError(f"sigma_convention must be auto|alphas_cumprod|sigmas|flow, got {sigma_convention!r}")
+            raise CfglabInputError(
+                f"sigma_convention must be auto|alphas_cumprod|sigmas|flow, got {sigma_convention!r}")
         self.register_to_config(schedule=str(self._schedule))  # plain string in the config
         self._scheduler = None
         self._sigma: float | None = None
@@ -115,7 +116,8 @@ class CfglabGuidance(BaseGuidance):
 
     def prepare_inputs_from_block_state(self, data, input_fields: dict[str, Any]) -> list:
         """Modular-pipeline variant of :meth:`prepare_inputs`."""
-        return [self._prepare_batch_from_block_state(input_fields, data, i, name) for i, name in _BATCHES[self._mode()]]
+        return [self._prepare_batch_from_block_state(input_fields, data, i, name)
+                for i, name in _BATCHES[self._mode()]]
 
     def forward(self, pred_cond: torch.Tensor | None = None, pred_uncond: torch.Tensor | None = None) -> GuiderOutput:
         """``pred_u + (1 + w)(pred_c − pred_u)``; a single prediction passes through."""

@@ -24,7 +24,8 @@ __all__ = ["denoise_with_guider", "generate_dit", "generate_stable_diffusion"]
 
 def _check_guider(guider) -> None:
     if not isinstance(guider, BaseGuidance):
-        raise CfglabInputError(f"guider must be a diffusers BaseGuidance (e.g. CfglabGuidance), got {type(guider).__name__}")
+        raise CfglabInputError(
+            f"guider must be a diffusers BaseGuidance (e.g. CfglabGuidance), got {type(guider).__name__}")
 
 
 def _timestep_batch(t, n: int, device) -> torch.Tensor:
@@ -198,7 +199,8 @@ def generate_stable_diffusion(
             prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds)
     height = height or unet.config.sample_size * pipe.vae_scale_factor
     width = width or unet.config.sample_size * pipe.vae_scale_factor
-    shape = (len(prompt_embeds), unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    factor = pipe.vae_scale_factor
+    shape = (len(prompt_embeds), unet.config.in_channels, height // factor, width // factor)
     noise = randn_tensor(shape, generator=generator, device=device, dtype=prompt_embeds.dtype)  # [B, 4, h, w]
 
     def eps(x, t, encoder_hidden_states):
