@@ -1,0 +1,108 @@
+"""Model pieces of the latent diffusion model: diffusers networks + EDM preconditioning (SPEC §7).
+
+* :func:`build_autoencoder`: a small diffusers ``AutoencoderKL`` (8×8×1 → 4×4×2 for digits;
+  one 2× downsampling for any even image size).
+* :func:`build_unet`: a class-conditional diffusers ``UNet2DModel`` on the latent, with
+  ``num_class_embeds = n_classes + 1`` — the extra index is the null class used for label
+  dropout, so one network gives the conditional and the unconditional prediction.
+* :class:`EDMDenoiser`: Karras et al. 2022 (EDM, Table 1) preconditioning
+  ``D(x; σ, c) = c_skip(σ) x + c_out(σ) F(c_in(σ) x; c_noise(σ), c)`` with
+  ``c_skip = σ_d²/(σ² + σ_d²)``, ``c_out = σ σ_d / sqrt(σ² + σ_d²)``,
+  ``c_in = 1/sqrt(σ² + σ_d²)``, ``c_noise = ln(σ)/4``.
+
+Latents are normalised per channel (mean and std of the encoded training set) so that
+σ_d = 1 and EDM's σ range applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["ArchConfig", "build_autoencoder", "build_unet", "EDMDenoiser", "seeded_init"]
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Network sizes (part of the checkpoint key)."""
+
+    ae_channels: tuple[int, ...] = (16, 32)
+    latent_channels: int = 2
+    unet_channels: tuple[int, ...] = (32, 64)
+    unet_layers: int = 1
+    norm_groups: int = 8
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int):
+    """Scoped RNG for diffusers' constructors (they draw from the global RNG); state is restored."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def build_autoencoder(arch: ArchConfig, image_shape: tuple[int, int, int]):
+    """diffusers ``AutoencoderKL`` mapping [N, C, H, W] images to [N, latent_channels, H/2, W/2]."""
+    from diffusers import AutoencoderKL
+
+    channels, height, _ = image_shape
+    n = len(arch.ae_channels)
+    return AutoencoderKL(
+        in_channels=channels, out_channels=channels,
+        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(arch.ae_channels), layers_per_block=1,
+        latent_channels=arch.latent_channels, norm_num_groups=arch.norm_groups, sample_size=height,
+        mid_block_add_attention=False, scaling_factor=1.0,
+    )
+
+
+def build_unet(arch: ArchConfig, latent_shape: tuple[int, int, int], n_classes: int):
+    """Class-conditional diffusers ``UNet2DModel``; class index ``n_classes`` is the null class."""
+    from diffusers import UNet2DModel
+
+    n = len(arch.unet_channels)
+    return UNet2DModel(
+        sample_size=latent_shape[1], in_channels=latent_shape[0], out_channels=latent_shape[0],
+        down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
+        block_out_channels=tuple(arch.unet_channels), layers_per_block=arch.unet_layers,
+        norm_num_groups=arch.norm_groups, num_class_embeds=n_classes + 1, add_attention=False,
+    )
+
+
+class EDMDenoiser(nn.Module):
+    """EDM-preconditioned denoiser ``D(x; σ, class)`` (Karras et al. 2022, Table 1), σ_d = 1.
+
+    ``forward(x, sigma, labels)``: x [N, C, h, w] latents, sigma [N] or scalar, labels [N]
+    long (``None`` or ``null_class`` = unconditional).  Returns the denoised latent [N, C, h, w].
+    """
+
+    def __init__(self, unet: nn.Module, n_classes: int, sigma_data: float = 1.0):
+        super().__init__()
+        self.unet = unet
+        self.n_classes = int(n_classes)
+        self.sigma_data = float(sigma_data)
+
+    @property
+    def null_class(self) -> int:
+        return self.n_classes
+
+    def coefficients(self, sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(c_skip, c_out, c_in, c_noise) of EDM Table 1 at noise levels ``sigma`` [N]."""
+        sd2 = self.sigma_data**2
+        c_skip = sd2 / (sigma**2 + sd2)
+        c_out = sigma * self.sigma_data / (sigma**2 + sd2).sqrt()
+        c_in = 1 / (sigma**2 + sd2).sqrt()
+        c_noise = sigma.log() / 4
+        return c_skip, c_out, c_in, c_noise
+
+    def forward(self, x: torch.Tensor, sigma, labels: torch.Tensor | None = None) -> torch.Tensor:
+        n = x.shape[0]
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1).expand(n)  # [N]
+        if labels is None:
+            labels = torch.full((n,), self.null_class, dtype=torch.long, device=x.device)
+        c_skip, c_out, c_in, c_noise = (c.reshape(n, 1, 1, 1) for c in self.coefficients(sigma))
+        f = self.unet(c_in * x, c_noise.reshape(n), class_labels=labels).sample  # [N, C, h, w]
+        return c_skip * x + c_out * f

@@ -1,0 +1,127 @@
+"""Files of the latent study: JSON with every number, a Markdown table, the Pareto plot, sample grids."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from cfglab.cli._common import write_json_atomic
+
+__all__ = ["write_study", "study_table", "pareto_plot", "sample_grid"]
+
+_COLUMNS = ("separability", "vendi", "within_class_var", "precision", "recall", "coverage", "fd")
+_STYLE = {"constant": ("tab:blue", "o-"), "interval": ("tab:green", "s"), "negative_window": ("tab:red", "^"),
+          "calibrated": ("tab:purple", "*"), "reference": ("black", "D")}
+
+
+def write_study(result: dict, out: str | os.PathLike) -> dict:
+    """Write ``study.json``, ``table.md``, ``pareto.png`` and ``grids/*.png`` under ``out``; returns the paths."""
+    out = Path(out)
+    images = result.pop("images", {})
+    paths = {"json": str(out / "study.json"), "table": str(out / "table.md"), "pareto": str(out / "pareto.png"),
+             "grids": {}}
+    for label, grid in images.items():
+        path = out / "grids" / f"{_slug(label)}.png"
+        sample_grid(grid, path)
+        paths["grids"][label] = str(path)
+    _atomic_text(out / "table.md", study_table(result))
+    pareto_plot(result, out / "pareto.png")
+    write_json_atomic(out / "study.json", {**result, "files": paths})
+    return paths
+
+
+def study_table(result: dict) -> str:
+    """Markdown table: mean ± std over seeds per schedule, the reference row, the paired comparison."""
+    head = "| schedule | " + " | ".join(_COLUMNS) + " |\n|" + "---|" * (len(_COLUMNS) + 1) + "\n"
+    lines = [_row("held-out real (reference)", result["reference"])]
+    lines += [_row(r["label"], r) for r in result["rows"]]
+    text = head + "\n".join(lines) + "\n"
+    comp = result.get("comparison") or []
+    if comp:
+        text += "\n| schedule vs constant CFG at equal separability | separability | Δ vendi | Δ within_class_var | Δ recall | Δ fd | in range |\n"
+        text += "|---|---|---|---|---|---|---|\n"
+        for c in comp:
+            cells = [f"{c[f'delta_{m}']['mean']:+.4g} ± {c[f'delta_{m}']['sem']:.2g}"
+                     for m in ("vendi", "within_class_var", "recall", "fd")]
+            text += f"| {c['label']} | {c['separability']:.3f} | " + " | ".join(cells) + f" | {c['in_range']} |\n"
+        text += "\n(± is the standard error over seeds of the seed-paired difference.)\n"
+    return text
+
+
+def pareto_plot(result: dict, path: str | os.PathLike) -> None:
+    """Separability against Vendi score and within-class variance, error bars = std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, metric in zip(axes, ("vendi", "within_class_var")):
+        for family, (color, fmt) in _STYLE.items():
+            rows = [result["reference"]] if family == "reference" else [r for r in result["rows"] if r["family"] == family]
+            if not rows:
+                continue
+            x = [r["mean"]["separability"] for r in rows]
+            y = [r["mean"][metric] for r in rows]
+            ax.errorbar(x, y, xerr=[_nz(r["std"]["separability"]) for r in rows],
+                        yerr=[_nz(r["std"][metric]) for r in rows], fmt=fmt, color=color, label=family, capsize=2)
+        ax.set_xlabel("separability (evaluator accuracy)")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("latent study: separability vs diversity (mean ± std over seeds)")
+    fig.tight_layout()
+    _save_fig(fig, path)
+    plt.close(fig)
+
+
+def sample_grid(grid: np.ndarray, path: str | os.PathLike, max_cols: int = 10) -> None:
+    """PNG of uint8 images [classes, n, H, W]: one row per class, up to ``max_cols`` columns."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k, n, h, w = grid.shape
+    cols = min(n, max_cols)
+    canvas = np.full((k * (h + 1) + 1, cols * (w + 1) + 1), 255, dtype=np.uint8)
+    for i in range(k):
+        for j in range(cols):
+            canvas[1 + i * (h + 1):1 + i * (h + 1) + h, 1 + j * (w + 1):1 + j * (w + 1) + w] = grid[i, j]
+    canvas = np.kron(canvas, np.ones((4, 4), dtype=np.uint8))  # nearest-neighbour ×4 for viewing
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(path).with_suffix(".tmp.png")
+    plt.imsave(tmp, canvas, cmap="gray_r", vmin=0, vmax=255)
+    os.replace(tmp, path)
+
+
+def _row(label: str, r: dict) -> str:
+    cells = [f"{r['mean'][m]:.4g} ± {_nz(r['std'][m]):.2g}" for m in _COLUMNS]
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def _nz(x: float) -> float:
+    return 0.0 if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _save_fig(fig, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)

@@ -1,0 +1,156 @@
+"""The guidance-schedule study on the trained latent model (SPEC §7; paper §4, real LDMs).
+
+Per class, ``n_per_class`` samples per schedule and per seed for: constant CFG over a grid
+of w, interval guidance (Kynkäänniemi et al. 2024), a negative window (w = w_pos early, then
+w = −1 for the last 30–50% of the steps; the paper's §4 schedule) and, when
+``cfglab.guidance.calibrate`` is available, the calibrated schedule for the latent
+statistics of this model.  Every schedule is scored by the independent evaluator
+(:mod:`cfglab.latent.evaluate`); seeds give mean ± std.  The claim under test: *a negative
+window raises diversity at equal separability compared with constant CFG* — measured by
+interpolating each seed's constant-CFG curve at the window's separability (paired by seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from cfglab._validate import positive_int
+from cfglab.guidance.schedules import Constant, Interval, NegativeWindow, Schedule
+from cfglab.latent.evaluate import METRICS, Evaluator, reference_row, score_images
+from cfglab.latent.sample import generate, karras_sigmas, sigma_at_fraction
+from cfglab.latent.stats import calibrated_schedule
+
+__all__ = ["StudyConfig", "STUDY_PRESETS", "study_schedules", "run_study", "compare_at_equal_separability"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Budget and grid of the study (written next to its results)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_per_class: int = 50
+    steps: int = 12
+    sampler: str = "heun"
+    constant_w: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
+    interval_w: tuple[float, ...] = (2.0, 4.0)
+    interval_lo: float = 0.28
+    interval_hi: float = 5.42
+    window_w_pos: tuple[float, ...] = (1.0, 2.0, 4.0, 6.0)
+    window_fractions: tuple[float, ...] = (0.3, 0.5)
+    window_extra: tuple[tuple[float, float], ...] = ((4.0, 0.4),)  # (w_pos, fraction) pairs
+    calibrated_w: float = 2.0
+    nearest_k: int = 5
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+STUDY_PRESETS: dict[str, StudyConfig] = {
+    "full": StudyConfig(),
+    "quick": StudyConfig(n_per_class=20, steps=8, constant_w=(0.0, 1.0, 2.0, 4.0), interval_w=(2.0,),
+                         window_w_pos=(2.0, 4.0), window_fractions=(0.4,), window_extra=()),
+}
+
+
+def study_schedules(cfg: StudyConfig, sigmas: torch.Tensor, calibrated: Schedule | None) -> list[dict]:
+    """The study's schedules as ``dict(family, label, schedule)``; switch points follow the σ grid."""
+    rows = [dict(family="constant", label=f"constant w={w:g}", schedule=Constant(w)) for w in cfg.constant_w]
+    rows += [dict(family="interval", label=f"interval w={w:g}", schedule=Interval(w, cfg.interval_lo, cfg.interval_hi))
+             for w in cfg.interval_w]
+    pairs = [(w, f) for f in cfg.window_fractions for w in cfg.window_w_pos] + list(cfg.window_extra)
+    for w_pos, frac in pairs:
+        switch = sigma_at_fraction(sigmas, frac)
+        rows.append(dict(family="negative_window", label=f"window w={w_pos:g}, last {frac:.0%} w=-1",
+                         schedule=NegativeWindow(w_pos, -1.0, switch), last_fraction=frac))
+    if calibrated is not None:
+        rows.append(dict(family="calibrated", label="calibrated", schedule=calibrated))
+    return rows
+
+
+def run_study(model, data, ev: Evaluator, cfg: StudyConfig = StudyConfig(), *,
+              progress: Progress | None = None, keep_images: bool = True) -> dict:
+    """Sample and score every schedule for every seed; returns every number (and first-seed images).
+
+    Returns a dict with ``config``, ``reference`` (held-out real data, same evaluator and
+    sample size), ``rows`` (per schedule: ``family, label, schedule, mean, std, seeds``),
+    ``calibration`` and ``comparison`` (:func:`compare_at_equal_separability`); with
+    ``keep_images`` also ``images``: label -> uint8 array [classes, n, H, W] of the first seed.
+    """
+    progress = progress or (lambda done, total: None)
+    positive_int("n_per_class", cfg.n_per_class)
+    sigmas = karras_sigmas(cfg.steps)
+    calib = calibrated_schedule(model, data, w=cfg.calibrated_w, sigma_max=float(sigmas[0]))
+    rows = study_schedules(cfg, sigmas, calib.get("schedule_object"))
+    labels = torch.arange(data.n_classes).repeat_interleave(cfg.n_per_class)  # [K n]
+    total, done, images = len(rows) * len(cfg.seeds), 0, {}
+    for row in rows:
+        row["seeds"] = []
+        for seed in cfg.seeds:
+            x = generate(model, labels, row["schedule"], steps=cfg.steps, sampler=cfg.sampler, seed=seed).numpy()
+            row["seeds"].append(score_images(ev, x, labels.numpy(), nearest_k=cfg.nearest_k))
+            if keep_images and seed == cfg.seeds[0]:
+                images[row["label"]] = _to_uint8(x).reshape(data.n_classes, cfg.n_per_class, *x.shape[-2:])
+            done += 1
+            progress(done, total)
+        row.update(_summary(row["seeds"]))
+        row["schedule"] = str(row["schedule"])
+    ref = [reference_row(ev, data, n_per_class=cfg.n_per_class, seed=s, nearest_k=cfg.nearest_k) for s in cfg.seeds]
+    calib.pop("schedule_object", None)
+    out = {"config": cfg.to_dict(), "sigmas": sigmas.tolist(), "reference": {"seeds": ref, **_summary(ref)},
+           "evaluator_heldout_accuracy": ev.heldout_accuracy, "rows": rows, "calibration": calib}
+    out["comparison"] = compare_at_equal_separability(rows, len(cfg.seeds))
+    if keep_images:
+        out["images"] = images
+    return out
+
+
+def compare_at_equal_separability(rows: list[dict], n_seeds: int,
+                                  metrics: tuple[str, ...] = ("vendi", "within_class_var", "recall", "coverage", "fd")) -> list[dict]:
+    """Metric of each non-constant schedule minus constant CFG's at the same separability.
+
+    For every seed, constant CFG's curve (metric against separability, sorted by separability)
+    is interpolated linearly at the schedule's separability of that seed; the paired
+    differences give mean ± std and the standard error over seeds.  ``in_range`` is False
+    when the separability lies outside the constant curve (the value is then extrapolated
+    to the nearest end and should not be trusted).
+    """
+    const = [r for r in rows if r["family"] == "constant"]
+    out = []
+    for row in (r for r in rows if r["family"] != "constant"):
+        entry = {"label": row["label"], "family": row["family"], "separability": row["mean"]["separability"]}
+        in_range = True
+        for m in metrics:
+            diffs = []
+            for s in range(n_seeds):
+                sep = np.array([c["seeds"][s]["separability"] for c in const])
+                val = np.array([c["seeds"][s][m] for c in const])
+                order = np.argsort(sep, kind="stable")
+                target = row["seeds"][s]["separability"]
+                in_range &= bool(sep.min() <= target <= sep.max())
+                diffs.append(row["seeds"][s][m] - float(np.interp(target, sep[order], val[order])))
+            diffs = np.array(diffs)
+            sd = float(diffs.std(ddof=1)) if n_seeds > 1 else math.nan
+            entry[f"delta_{m}"] = {"mean": float(diffs.mean()), "std": sd, "sem": sd / math.sqrt(n_seeds)}
+        entry["in_range"] = in_range
+        out.append(entry)
+    return out
+
+
+def _summary(per_seed: list[dict]) -> dict:
+    keys = [k for k in METRICS if k in per_seed[0]]
+    arr = {k: np.array([r[k] for r in per_seed], dtype=float) for k in keys}
+    std = {k: float(v.std(ddof=1)) if len(v) > 1 else math.nan for k, v in arr.items()}
+    return {"mean": {k: float(v.mean()) for k, v in arr.items()}, "std": std}
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    """[N, C, H, W] in [−1, 1] -> uint8 [N, H, W] (first channel)."""
+    return np.round((images[:, 0] + 1) * 127.5).clip(0, 255).astype(np.uint8)
