@@ -21,6 +21,7 @@ COMMANDS = {
     "theory": "cfglab.cli.theory",
     "sweep": "cfglab.cli.sweep",
     "reproduce": "cfglab.cli.reproduce",
+    "latent": "cfglab.cli.latent",
 }
 
 
