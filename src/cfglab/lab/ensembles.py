@@ -13,13 +13,15 @@ with ``π_k ∝ w_k exp(e^{-t} x·μ_k/Γ − e^{-2t}|μ_k|²/(2Γ))``.  The tar
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import torch
 
 from cfglab._validate import CfglabInputError, nonnegative, positive, positive_int
-from cfglab.lab.kernel import DEFAULT_BUDGET_BYTES, chunk_size_for, posterior_stats
+from cfglab.lab.kernel import DEFAULT_BUDGET_BYTES, posterior_stats
 
 __all__ = [
     "GuidedScore",
@@ -30,6 +32,7 @@ __all__ = [
     "exponential_mixture",
     "infinite_class_mixture",
     "random_means",
+    "SeededMeans",
     "exponential_K",
 ]
 
@@ -53,7 +56,7 @@ def _gamma(sigma2: float, t: float) -> float:
 class GaussianMixture:
     """Finite mixture of ``N(μ_k, σ² I)``; ``means[0]`` is the target class c."""
 
-    means: torch.Tensor  # [K, d]
+    means: torch.Tensor | SeededMeans  # [K, d], or regenerated on the fly from a seed
     sigma2: float
     log_weights: torch.Tensor | None = None  # [K], normalised; None = equal weights
     s2: float | None = None  # prior variance of the means, when random
@@ -61,11 +64,18 @@ class GaussianMixture:
 
     def __post_init__(self):
         self.sigma2 = positive("sigma2", self.sigma2)
+        if isinstance(self.means, SeededMeans):  # on the fly: norms are computed per block
+            self.sq_norms = None
+            return
         if self.means.ndim != 2 or self.means.shape[0] < 1 or self.means.shape[1] < 1:
             raise CfglabInputError(f"means must have shape [K, d] with K, d >= 1, got {tuple(self.means.shape)}")
         if not torch.isfinite(self.means).all():
             raise CfglabInputError("means contain NaN or inf")
         self.sq_norms = (self.means**2).sum(dim=1)  # [K]
+
+    def _dense_means(self) -> torch.Tensor:
+        """All means as one [K, d] tensor (materialised when generated on the fly)."""
+        return self.means if isinstance(self.means, torch.Tensor) else self.means.materialize()
 
     @property
     def K(self) -> int:
@@ -83,20 +93,22 @@ class GaussianMixture:
         """Per-coordinate variance Γ(t) = σ² e^{-2t} + 1 − e^{-2t} of each noised class."""
         return _gamma(self.sigma2, t)
 
+    def _target_logit(self, x: torch.Tensor, a: float, b: float) -> torch.Tensor:
+        mu_c = self.target_mean  # [d]
+        logit_c = a * (x @ mu_c) - 0.5 * b * (mu_c @ mu_c)  # [N]
+        return logit_c if self.log_weights is None else logit_c + self.log_weights[0]
+
     def _posterior(self, x: torch.Tensor, t: float):
         g = self.gamma(t)
         a, b = math.exp(-t) / g, math.exp(-2 * t) / g
-        chunk = chunk_size_for(x.shape[0], x.element_size(), self.budget_bytes)
-        stats = posterior_stats(x, self.means, self.sq_norms, a, b, self.log_weights, chunk_size=chunk)
-        logit_c = a * (x @ self.means[0]) - 0.5 * b * self.sq_norms[0]
-        if self.log_weights is not None:
-            logit_c = logit_c + self.log_weights[0]
-        return stats, logit_c
+        stats = posterior_stats(x, self.means, self.sq_norms, a, b, self.log_weights, budget_bytes=self.budget_bytes)
+        return stats, self._target_logit(x, a, b)
 
     def posterior_weights(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Full posterior ``π_k(x, t)``, shape [N, K] (small K only)."""
         g = self.gamma(t)
-        logits = (math.exp(-t) / g) * x @ self.means.T - 0.5 * math.exp(-2 * t) / g * self.sq_norms
+        means = self._dense_means()
+        logits = (math.exp(-t) / g) * x @ means.T - 0.5 * math.exp(-2 * t) / g * (means**2).sum(dim=1)
         if self.log_weights is not None:
             logits = logits + self.log_weights
         return torch.softmax(logits, dim=1)
@@ -113,12 +125,9 @@ class GaussianMixture:
         a = b = 1 / self.sigma2
         others = slice(1, None)  # compare against the best non-target class, not a rounded max
         log_w = None if self.log_weights is None else self.log_weights[others]
-        chunk = chunk_size_for(x.shape[0], x.element_size(), self.budget_bytes)
-        stats = posterior_stats(x, self.means[others], self.sq_norms[others], a, b, log_w, chunk_size=chunk)
-        logit_c = a * (x @ self.means[0]) - 0.5 * b * self.sq_norms[0]
-        if self.log_weights is not None:
-            logit_c = logit_c + self.log_weights[0]
-        return logit_c > stats.max_logit
+        sq = None if self.sq_norms is None else self.sq_norms[others]
+        stats = posterior_stats(x, self.means[others], sq, a, b, log_w, budget_bytes=self.budget_bytes)
+        return self._target_logit(x, a, b) > stats.max_logit
 
     def score_cond(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Conditional score ``s_c(x, t)``, shape [N, d]."""
@@ -148,7 +157,7 @@ class GaussianMixture:
         logw = self.log_weights if self.log_weights is not None else torch.full(
             (self.K,), -math.log(self.K), dtype=x.dtype, device=x.device
         )
-        sq = torch.cdist(x, math.exp(-t) * self.means) ** 2  # [N, K]
+        sq = torch.cdist(x, math.exp(-t) * self._dense_means()) ** 2  # [N, K]
         return torch.logsumexp(logw - 0.5 * sq / g, dim=1) - 0.5 * self.d * math.log(2 * math.pi * g)
 
     def sample_target(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -216,6 +225,66 @@ def random_means(K: int, d: int, s2: float, seed: int, *, dtype=torch.float64, d
     return math.sqrt(s2) * torch.cat(blocks)
 
 
+@dataclass(frozen=True)
+class SeededMeans:
+    """The means of :func:`random_means`, regenerated block by block instead of stored.
+
+    Bit-identical to ``random_means(K, d, s2, seed)``; lets the kernel run with K beyond
+    memory at the cost of regenerating every ``MEANS_BLOCK``-row block on each pass
+    (``MEANS_BLOCK·d`` normal draws per block).  ``offset`` hides the first rows
+    (``means[1:]`` is a view).  Indexing with an int or an index tensor gives rows.
+    """
+
+    K: int
+    d: int
+    s2: float
+    seed: int
+    dtype: torch.dtype = torch.float64
+    device: str | torch.device = "cpu"
+    offset: int = 0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.K - self.offset, self.d)
+
+    def block(self, j: int) -> torch.Tensor:
+        """Block ``j`` of the full matrix (rows ``j·MEANS_BLOCK`` onward), shape [rows, d]."""
+        g = torch.Generator(device=self.device).manual_seed(_block_seed(self.seed, j))
+        rows = min(MEANS_BLOCK, self.K - j * MEANS_BLOCK)
+        z = torch.randn(MEANS_BLOCK, self.d, generator=g, dtype=self.dtype, device=self.device)[:rows]
+        return math.sqrt(self.s2) * z
+
+    def blocks(self) -> Iterator[torch.Tensor]:
+        """The visible rows in order, one seeded block at a time; each [rows, d]."""
+        first = self.offset // MEANS_BLOCK
+        for j in range(first, -(-self.K // MEANS_BLOCK)):
+            block = self.block(j)
+            yield block[self.offset - j * MEANS_BLOCK :] if j == first else block
+
+    def materialize(self) -> torch.Tensor:
+        """All visible rows as one tensor [K − offset, d]."""
+        return torch.cat(list(self.blocks()))
+
+    @functools.cached_property
+    def _first_row(self) -> torch.Tensor:
+        return self._rows(torch.tensor([0]))[0]
+
+    def _rows(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = idx.to("cpu").reshape(-1) + self.offset  # [n] absolute rows
+        out = torch.empty(idx.shape[0], self.d, dtype=self.dtype, device=self.device)
+        for j in torch.unique(idx // MEANS_BLOCK).tolist():
+            hit = (idx // MEANS_BLOCK == j).nonzero().squeeze(1)
+            out[hit.to(out.device)] = self.block(j)[(idx[hit] - j * MEANS_BLOCK).to(out.device)]
+        return out
+
+    def __getitem__(self, key):
+        if isinstance(key, slice) and key.step in (None, 1) and key.stop is None:
+            return replace(self, offset=self.offset + (key.start or 0))
+        if isinstance(key, int):
+            return self._first_row if key == 0 else self._rows(torch.tensor([key]))[0]
+        return self._rows(torch.as_tensor(key))
+
+
 def _block_seed(seed: int, block: int) -> int:
     return (seed * 0x9E3779B97F4A7C15 + block * 0xBF58476D1CE4E5B9 + 1) % (2**63 - 1)
 
@@ -248,11 +317,17 @@ def explicit_mixture(means, sigma2: float, weights=None, *, dtype=torch.float64,
 
 def random_mixture(
     K: int, d: int, sigma2: float, s2: float = 1.0, *, seed: int = 0, dtype=torch.float64, device="cpu",
-    memory_bytes: int = 4 * 2**30,
+    memory_bytes: int = 4 * 2**30, on_the_fly: bool = False,
 ) -> GaussianMixture:
-    """``K`` classes with means ``N(0, s² I_d)`` (seeded); class 0 is the target."""
+    """``K`` classes with means ``N(0, s² I_d)`` (seeded); class 0 is the target.
+
+    ``on_the_fly=True`` stores no means: each score pass regenerates them block by block
+    (:class:`SeededMeans`, same numbers), so K is not limited by ``memory_bytes``.
+    """
     K, d = positive_int("K", K), positive_int("d", d)
     s2 = nonnegative("s2", s2)
+    if on_the_fly:
+        return GaussianMixture(SeededMeans(K, d, s2, seed, dtype=dtype, device=device), sigma2, s2=s2)
     _check_fits(K, d, torch.empty((), dtype=dtype).element_size(), memory_bytes)
     means = random_means(K, d, s2, seed, dtype=dtype, device=device)
     return GaussianMixture(means, sigma2, s2=s2)
@@ -260,13 +335,13 @@ def random_mixture(
 
 def exponential_mixture(
     alpha: float, d: int, sigma2: float, s2: float = 1.0, *, seed: int = 0, dtype=torch.float64, device="cpu",
-    memory_bytes: int = 4 * 2**30,
+    memory_bytes: int = 4 * 2**30, on_the_fly: bool = False,
 ) -> GaussianMixture:
     """``K = ceil(e^{α d})`` random classes (the paper's exponential regime)."""
     alpha = positive("alpha", alpha)
     d = positive_int("d", d)
     return random_mixture(exponential_K(alpha, d), d, sigma2, s2, seed=seed, dtype=dtype, device=device,
-                          memory_bytes=memory_bytes)
+                          memory_bytes=memory_bytes, on_the_fly=on_the_fly)
 
 
 def infinite_class_mixture(

@@ -1,20 +1,59 @@
-"""Chunked posterior kernel for spherical Gaussian mixtures (SPEC §3, §9).
+"""Fused, chunked posterior kernel for spherical Gaussian mixtures (SPEC §3, §9).
 
-For class logits ``ℓ_k(x) = a x·μ_k − (b/2)|μ_k|² + log w_k`` this computes, with an online
-log-sum-exp over class chunks, the posterior-weighted mean ``Σ_k π_k μ_k`` (π = softmax ℓ),
-``log Σ_k e^{ℓ_k}`` and ``max_k ℓ_k``.  Memory is ``O(N·chunk + N·d)``, independent of K.
-Cost: two GEMMs (``x μᵀ`` and ``π μ``) plus ``N·K`` exponentials, ~``4 N K d`` flops.
+For class logits ``ℓ_k(x) = a x·μ_k − (b/2)|μ_k|² + log w_k`` this computes the posterior
+mean ``Σ_k π_k μ_k`` (π = softmax ℓ), ``log Σ_k e^{ℓ_k}`` and ``max_k ℓ_k`` with an online
+log-sum-exp over class chunks: the exact unconditional score of the paper's mixtures
+(``s_u = −(x − e^{−t} Σ π_k μ_k)/Γ``) at ~``4 N K d`` flops and memory independent of K.
+
+Per tile of ``R`` points × ``C`` classes the work is three passes over one ``[R, C]`` buffer
+that stays in cache:
+
+1. one GEMM ``[a x, −b/2, 1, −m] · [μ, |μ|², log w, 1]ᵀ`` gives the shifted logits
+   ``ℓ − m`` directly (bias, weights and the running shift ``m`` folded into the product);
+2. a row max (exact ``max_k ℓ_k``; the shift ``m`` is only moved when a row's logits exceed it
+   by more than ``τ`` — lazy rescaling — so ``exp`` never overflows) and an in-place ``exp_``;
+3. a row sum and the GEMM ``acc += e^{ℓ−m} μ`` (``addmm`` into the accumulator).
+
+Class means come from a ``[K, d]`` tensor or from any object with ``K``, ``d`` and
+``blocks()`` yielding ``[rows, d]`` tensors in order (e.g. means regenerated on the fly from a
+counter-based seed, :class:`cfglab.lab.ensembles.SeededMeans`), so K may exceed memory.
+The code is device-agnostic (CPU and CUDA); on CUDA the lazy-rescale test that would need a
+host sync is replaced by an unconditional (cheap, on-device) shift.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
-__all__ = ["PosteriorStats", "posterior_stats", "chunk_size_for", "DEFAULT_BUDGET_BYTES"]
+__all__ = [
+    "PosteriorStats", "KernelPlan", "MeansBlocks", "posterior_stats", "plan_chunks", "chunk_size_for",
+    "cache_bytes", "DEFAULT_BUDGET_BYTES",
+]
 
-DEFAULT_BUDGET_BYTES = 256 * 2**20  # working memory for one chunk of logits
+DEFAULT_BUDGET_BYTES = 256 * 2**20  # cap on the kernel's per-tile working memory
+_MIN_CHUNK = 128  # below this many classes per GEMM, BLAS efficiency drops
+_MAX_ROWS = 4096  # row-block cap on CPU (larger batches are tiled)
+_TAU = {torch.float32: 16.0, torch.float64: 64.0}  # lazy-rescale threshold: exp(ℓ − m) ≤ e^τ
+# exp of inputs below ~-88 (float32) / ~-708 (float64) takes a scalar slow path (~100x) and
+# yields subnormals that stall the next GEMM; terms below e^floor (≤ 1e-26 of the largest
+# term, which is ≥ e^{-τ}·... ≥ 1 after the first chunk) are clamped there instead.
+_FLOOR = {torch.float32: -60.0, torch.float64: -600.0}
+
+
+class MeansBlocks(Protocol):
+    """Class means produced block by block (K may exceed memory)."""
+
+    K: int
+    d: int
+
+    def blocks(self) -> Iterator[torch.Tensor]:  # yields [rows, d], rows summing to K
+        ...
 
 
 @dataclass(frozen=True)
@@ -26,47 +65,169 @@ class PosteriorStats:
     max_logit: torch.Tensor  # [N]  max_k ℓ_k
 
 
+@dataclass(frozen=True)
+class KernelPlan:
+    """Tiling of the kernel: ``row_block`` points × ``class_chunk`` classes per tile."""
+
+    row_block: int
+    class_chunk: int
+    work_bytes: int  # bytes of the per-tile temporaries (logit tile + augmented means)
+
+
+@functools.lru_cache(maxsize=None)
+def _l2_bytes() -> int:
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as f:
+            text = f.read().strip().upper()
+        scale = {"K": 2**10, "M": 2**20}.get(text[-1], 1)
+        return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        return 2**20
+
+
+def cache_bytes(device: torch.device | str = "cpu") -> int | None:
+    """Cache the logit tile should fit: L2 per core × torch threads on CPU; None on GPUs."""
+    if torch.device(device).type != "cpu":
+        return None
+    override = os.environ.get("CFGLAB_CACHE_BYTES")
+    return int(override) if override else _l2_bytes() * torch.get_num_threads()
+
+
 def chunk_size_for(n: int, itemsize: int, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> int:
     """Largest class chunk whose two ``[n, chunk]`` work arrays fit in ``budget_bytes``."""
     return max(1, budget_bytes // (2 * max(n, 1) * itemsize))
 
 
+def plan_chunks(
+    n: int, d: int, itemsize: int, *, budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    cache: int | None = None, device: torch.device | str = "cpu",
+) -> KernelPlan:
+    """Tile sizes: the ``[R, C]`` logit tile fits the cache (CPU) and always the budget.
+
+    On CPU, ``R = min(n, 4096)`` and ``C ≈ cache / (R · itemsize)`` (at least 128), so the
+    three passes over the tile hit L2.  On a GPU (``cache=None``) the tile is as large as
+    the budget allows.  ``budget_bytes`` bounds the tile whatever K is.
+    """
+    cache = cache_bytes(device) if cache is None else cache
+    rows = max(1, n if cache is None else min(n, _MAX_ROWS))
+    target = budget_bytes if cache is None else min(cache, budget_bytes)
+    chunk = max(_MIN_CHUNK, target // (rows * itemsize))
+    while rows > 1 and rows * chunk * itemsize > budget_bytes:  # a tiny budget shrinks the rows
+        rows = max(1, rows // 2)
+    chunk = max(1, min(chunk, budget_bytes // (rows * itemsize)))
+    return KernelPlan(rows, chunk, (rows * chunk + chunk * (d + 3)) * itemsize)
+
+
+def _class_chunks(
+    means: torch.Tensor | MeansBlocks, sq_norms: torch.Tensor | None, log_weights: torch.Tensor | None, chunk: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """Yield ``(μ [c, d], |μ|² [c], log w [c] | None)`` in class order."""
+    given = isinstance(means, torch.Tensor) and sq_norms is not None
+    blocks = (means,) if isinstance(means, torch.Tensor) else means.blocks()
+    start = 0
+    for block in blocks:  # [rows, d]
+        for s in range(0, block.shape[0], chunk):
+            mu = block[s : s + chunk]  # [c, d]
+            k0, k1 = start + s, start + s + mu.shape[0]
+            sq = sq_norms[k0:k1] if given else (mu * mu).sum(dim=1)
+            yield mu, sq, None if log_weights is None else log_weights[k0:k1]
+        start += block.shape[0]
+
+
+class _RowBlock:
+    """Online log-sum-exp state of one block of R points (views into the full arrays)."""
+
+    def __init__(self, xa: torch.Tensor, shift: torch.Tensor, sums: torch.Tensor, acc: torch.Tensor,
+                 best: torch.Tensor, tile: torch.Tensor):
+        self.xa, self.shift, self.sums, self.acc, self.best = xa, shift, sums, acc, best  # [R, ·]
+        self.tile = tile  # [R, C] logit buffer, reused for every chunk
+        dtype = xa.dtype
+        self.tau, self.floor = _TAU.get(dtype, 8.0), _FLOOR.get(dtype, -10.0)
+        self.lazy = xa.device.type == "cpu"  # a host sync per tile is free on CPU only
+
+    def update(self, mu: torch.Tensor, aug: torch.Tensor, first: bool) -> None:
+        """Fold the classes ``mu`` [c, d] (augmented: ``aug`` [c, d+e]) into the state."""
+        rows, c = self.tile.shape[0], mu.shape[0]
+        tile = self.tile if c == self.tile.shape[1] else self.tile.view(-1)[: rows * c].view(rows, c)  # [R, c]
+        torch.mm(self.xa, aug.T, out=tile)  # ℓ − m
+        r = tile.amax(dim=1)  # [R]
+        torch.maximum(self.best, self.shift + r, out=self.best)
+        if first or not self.lazy or r.max().item() > self.tau:
+            self._rescale(tile, r if first else torch.where(r > self.tau, r, 0.0))
+        tile.clamp_(min=self.floor).exp_()
+        self.sums.add_(tile.sum(dim=1))
+        torch.addmm(self.acc, tile, mu, out=self.acc)  # [R, d]
+
+    def _rescale(self, tile: torch.Tensor, delta: torch.Tensor) -> None:
+        """Raise the shift of each row by ``delta`` [R] and rescale what was summed."""
+        tile.sub_(delta.unsqueeze(1))
+        self.shift.add_(delta)
+        self.xa[:, -1].sub_(delta)
+        scale = torch.exp(-delta)  # [R]
+        self.sums.mul_(scale)
+        self.acc.mul_(scale.unsqueeze(1))
+
+
+def _augment(mu: torch.Tensor, sq: torch.Tensor, lw: torch.Tensor | None, buf: torch.Tensor) -> torch.Tensor:
+    """``[μ, |μ|², (log w), 1]`` of one chunk, written into ``buf`` [C, d+e]; shape [c, d+e]."""
+    c = mu.shape[0]
+    aug = buf[:c] if c < buf.shape[0] else buf
+    parts = (mu, sq.unsqueeze(1)) + (() if lw is None else (lw.unsqueeze(1),))
+    torch.cat(parts + (_ones(c, buf),), dim=1, out=aug)
+    return aug
+
+
+def _ones(c: int, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones(1, 1, dtype=like.dtype, device=like.device).expand(c, 1)
+
+
 def posterior_stats(
     x: torch.Tensor,
-    means: torch.Tensor,
-    sq_norms: torch.Tensor,
+    means: torch.Tensor | MeansBlocks,
+    sq_norms: torch.Tensor | None,
     a: float,
     b: float,
     log_weights: torch.Tensor | None = None,
     *,
     chunk_size: int | None = None,
+    row_block: int | None = None,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
 ) -> PosteriorStats:
-    """Posterior mean of μ and log-normaliser by an online log-sum-exp over class chunks.
+    """Posterior mean of μ, log-normaliser and max logit by an online log-sum-exp (SPEC §3, §9).
 
     Parameters
     ----------
     x : [N, d] points.
-    means : [K, d] class means.
-    sq_norms : [K] squared norms ``|μ_k|²``.
+    means : [K, d] class means, or a :class:`MeansBlocks` producing them block by block.
+    sq_norms : [K] squared norms ``|μ_k|²``, or None to compute them per chunk.
     a, b : logit coefficients (``a = e^{-t}/Γ``, ``b = e^{-2t}/Γ`` for the OU process).
     log_weights : [K] log class weights, or None for equal weights (constant dropped).
+    chunk_size, row_block : tile size (classes × points); default from :func:`plan_chunks`.
+    budget_bytes : cap on the per-tile working memory (independent of K).
+
+    Returns
+    -------
+    PosteriorStats with ``mean`` [N, d], ``log_norm`` [N] and ``max_logit`` [N].
     """
     n, d = x.shape
-    k = means.shape[0]
-    chunk = chunk_size or chunk_size_for(n, x.element_size())
-    run_max = torch.full((n,), -torch.inf, dtype=x.dtype, device=x.device)  # [N]
-    run_sum = torch.zeros(n, dtype=x.dtype, device=x.device)  # [N]
-    acc = torch.zeros(n, d, dtype=x.dtype, device=x.device)  # [N, d]
-    for start in range(0, k, chunk):
-        mu = means[start : start + chunk]  # [C, d]
-        bias = -0.5 * b * sq_norms[start : start + chunk]  # [C]
-        if log_weights is not None:
-            bias = bias + log_weights[start : start + chunk]
-        logits = torch.addmm(bias.unsqueeze(0), x, mu.T, alpha=a)  # [N, C]
-        new_max = torch.maximum(run_max, logits.amax(dim=1))  # [N]
-        scale = torch.exp(run_max - new_max)  # [N]
-        p = torch.exp(logits - new_max.unsqueeze(1))  # [N, C]
-        run_sum = run_sum * scale + p.sum(dim=1)
-        acc = torch.addmm(acc * scale.unsqueeze(1), p, mu)
-        run_max = new_max
-    return PosteriorStats(mean=acc / run_sum.unsqueeze(1), log_norm=run_max + torch.log(run_sum), max_logit=run_max)
+    plan = plan_chunks(n, d, x.element_size(), budget_bytes=budget_bytes, device=x.device)
+    chunk, rows = chunk_size or plan.class_chunk, min(n, row_block or plan.row_block)
+    e = 3 if log_weights is not None else 2
+    opts = dict(dtype=x.dtype, device=x.device)
+    xa = torch.empty(n, d + e, **opts)  # [N, d+e] = [a x, −b/2, (1), −m]
+    torch.mul(x, a, out=xa[:, :d])
+    xa[:, d], xa[:, d + 1 :], xa[:, -1] = -0.5 * b, 1.0, 0.0
+    shift, sums, best = torch.zeros(n, **opts), torch.zeros(n, **opts), torch.full((n,), -torch.inf, **opts)
+    acc = torch.zeros(n, d, **opts)  # [N, d]  Σ e^{ℓ−m} μ
+    work = torch.empty(rows, chunk, **opts)  # one [R, C] tile, shared by the row blocks
+    blocks = [
+        _RowBlock(xa[r:r + rows], shift[r:r + rows], sums[r:r + rows], acc[r:r + rows], best[r:r + rows],
+                  work[: min(rows, n - r)])
+        for r in range(0, n, rows)
+    ]
+    buf = torch.empty(chunk, d + e, **opts)  # [C, d+e]
+    for i, (mu, sq, lw) in enumerate(_class_chunks(means, sq_norms, log_weights, chunk)):
+        aug = _augment(mu, sq, lw, buf)  # [c, d+e]
+        for block in blocks:
+            block.update(mu, aug, first=i == 0)
+    return PosteriorStats(mean=acc / sums.unsqueeze(1), log_norm=shift + torch.log(sums), max_logit=best)
