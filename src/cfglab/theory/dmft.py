@@ -264,10 +264,11 @@ def solve_dmft(alpha: float, *, sigma2: float = 0.5, s2: float = 1.0, schedule="
     alpha_eff = alpha
     if d is not None:
         d = positive_int("d", d)
-        K = exponential_K(alpha, d)
-        if K < 2:
-            raise CfglabInputError(f"K = ceil(e^(alpha d)) = {K} at alpha={alpha}, d={d}: no non-target class")
-        alpha_eff = math.log(K - 1) / d
+        if alpha * d < 40:  # beyond, log(K − 1)/d = α to double precision
+            K = exponential_K(alpha, d)
+            if K < 2:
+                raise CfglabInputError(f"K = ceil(e^(alpha d)) = {K} at alpha={alpha}, d={d}: no non-target class")
+            alpha_eff = math.log(K - 1) / d
     n = N_GRID if steps is None else positive_int("steps", steps)
     scheme = "em" if (steps is not None and sampler == "sde") else "heun"
     grid = np.linspace(T, 0.0, n + 1)
