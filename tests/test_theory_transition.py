@@ -1,0 +1,116 @@
+"""REM free energy and the class-resolution transition (SPEC §5.2) against independent references."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+from cfglab import CfglabInputError
+from cfglab.theory.rem import rem_coefficients, rem_free_energy, rem_lambda, rem_lambda_prime
+from cfglab.theory.transition import alpha_critical, resolution_gap, t_c_closed_form, transition
+
+
+@pytest.mark.parametrize("theta,t,q", [(1.0, 0.3, 1.2), (0.4, 1.0, 0.7), (2.5, 0.05, 2.0)])
+def test_lambda_is_the_gaussian_integral(theta, t, q):
+    """Λ(θ) per coordinate equals log ∫ N(μ; 0, s²) e^{θ(a x μ − b μ²/2)} dμ (scipy quad), x² = q."""
+    sigma2, s2 = 0.5, 1.3
+    g = sigma2 * math.exp(-2 * t) + 1 - math.exp(-2 * t)
+    a, b = math.exp(-t) / g, math.exp(-2 * t) / g
+    x = math.sqrt(q)
+    f = lambda mu: math.exp(-mu * mu / (2 * s2) + theta * (a * x * mu - 0.5 * b * mu * mu)) / math.sqrt(2 * math.pi * s2)
+    ref = math.log(integrate.quad(f, -40, 40, epsabs=1e-14, epsrel=1e-12)[0])
+    r, A = rem_coefficients(t, q, sigma2, s2)
+    assert rem_lambda(theta, r, A) == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    h = 1e-6
+    fd = (rem_lambda(theta + h, r, A) - rem_lambda(theta - h, r, A)) / (2 * h)
+    assert rem_lambda_prime(theta, r, A) == pytest.approx(fd, rel=1e-7)
+
+
+def _brute_log_z(d, alpha, t, gen, sigma2=0.5, s2=1.0):
+    K = math.ceil(math.exp(alpha * d))
+    x = torch.randn(d, generator=gen, dtype=torch.float64) * 1.1
+    g = sigma2 * math.exp(-2 * t) + 1 - math.exp(-2 * t)
+    a, b = math.exp(-t) / g, math.exp(-2 * t) / g
+    mu = torch.randn(K, d, generator=gen, dtype=torch.float64) * math.sqrt(s2)  # [K, d]
+    E = a * mu @ x - 0.5 * b * (mu**2).sum(1)  # [K]
+    r, A = rem_coefficients(t, float(x @ x) / d, sigma2, s2)
+    return float(torch.logsumexp(E, 0)) / d, rem_free_energy(math.log(K) / d, r, A)
+
+
+def test_free_energy_matches_brute_force_rem_liquid():
+    """Liquid phase: (1/d) log Σ_k e^{E_k} of e^{αd} sampled means equals α + Λ(1) (d = 120)."""
+    gen = torch.Generator().manual_seed(3)
+    for t in (1.2, 2.0):
+        brute, state = _brute_log_z(120, 0.08, t, gen)
+        assert state.phase == "liquid"
+        assert brute == pytest.approx(state.free_energy, abs=0.005)
+
+
+def test_free_energy_matches_brute_force_rem_frozen():
+    """Frozen phase: log Z = d Λ'(θ*) − O(log d / θ*) (the REM's extreme-value correction), d = 500."""
+    gen = torch.Generator().manual_seed(4)
+    d = 500
+    for t in (0.05, 0.5):
+        brute, state = _brute_log_z(d, 0.02, t, gen)
+        assert state.phase == "frozen" and 0 < state.theta < 1
+        assert -math.log(d) / (state.theta * d) - 0.005 < brute - state.free_energy < 0.005
+
+
+@pytest.mark.parametrize("sigma2,s2", [(0.5, 1.0), (0.2, 2.0), (1.5, 1.0), (1.0, 0.3)])
+def test_t_c_closed_form_matches_rem_solver(sigma2, s2):
+    a_c = alpha_critical(sigma2, s2)
+    for alpha in np.linspace(0.02, 0.98 * a_c, 7):
+        res = transition(alpha, sigma2, s2)
+        assert res.t_c == pytest.approx(t_c_closed_form(alpha, sigma2, s2), abs=1e-9)
+        assert abs(resolution_gap(res.t_c, alpha, sigma2, s2)) < 1e-10
+    # α_c is where the unguided target never wins, even at t = 0
+    assert resolution_gap(0.0, 0.999 * a_c, sigma2, s2) > 0 > resolution_gap(0.0, 1.001 * a_c, sigma2, s2)
+
+
+def test_known_values_and_nishimori_identity():
+    assert alpha_critical(0.5, 1.0) == pytest.approx(0.5 * math.log(3), abs=1e-12)
+    assert transition(0.2).t_c == pytest.approx(-0.5 * math.log(math.expm1(0.4) / (1 + 0.5 * math.expm1(0.4))))
+    # along the unguided path Λ'(1) = r/2 = the target's log-weight, and freezing coincides with t_c
+    for t in (0.1, 0.7, 2.0):
+        g = 0.5 * math.exp(-2 * t) + 1 - math.exp(-2 * t)
+        r, A = rem_coefficients(t, math.exp(-2 * t) + g, 0.5, 1.0)
+        assert rem_lambda_prime(1.0, r, A) == pytest.approx(r / 2, rel=1e-12)
+    t_c = transition(0.3).t_c
+    r, A = rem_coefficients(t_c, 1.0 * math.exp(-2 * t_c) + 0.5 * math.exp(-2 * t_c) + 1 - math.exp(-2 * t_c), 0.5, 1.0)
+    assert rem_free_energy(0.3, r, A).entropy == pytest.approx(0.0, abs=1e-9)
+
+
+def test_above_alpha_c_gives_null_with_message():
+    res = transition(0.7, 0.5, 1.0)
+    assert res.t_c is None and res.t_c_closed_form is None
+    assert "never" in res.message and res.alpha_c == pytest.approx(0.5 * math.log(3))
+
+
+@pytest.mark.parametrize("kw", [dict(alpha=0.0), dict(alpha=-0.1), dict(alpha=0.2, sigma2=0.0),
+                                dict(alpha=0.2, sigma2=-1.0), dict(alpha=float("nan"))])
+def test_bad_parameters_raise(kw):
+    with pytest.raises(CfglabInputError):
+        transition(**kw)
+
+
+@pytest.mark.slow
+def test_crossing_in_simulation_approaches_t_c(slow_scale):
+    """Mean π_c(t) along unguided runs crosses 1/2 near t_c; the gap shrinks with d (α = 0.2).
+
+    Measured finite-size error at full scale (3 seeds, N = 200): see docs/theory.md.
+    """
+    from cfglab.theory.validate import crossing_point
+
+    alpha = 0.2
+    t_c = transition(alpha).t_c
+    dims, seeds = ((20, 50), 3) if slow_scale == "full" else ((16, 30), 2)
+    gaps = {}
+    for d in dims:
+        ts = [crossing_point(dict(d=d, alpha=alpha, seed=s, n_samples=200, steps=120, T=2.5))["t_cross"]
+              for s in range(seeds)]
+        gaps[d] = abs(float(np.mean(ts)) - t_c)
+    # the REM time is reached within the finite-size error measured at d = 20..50 (≤ 0.1 in t)
+    assert gaps[dims[-1]] < 0.1
+    assert gaps[dims[-1]] <= gaps[dims[0]] + 0.02
