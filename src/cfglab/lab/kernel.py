@@ -143,7 +143,7 @@ class _RowBlock:
         self.tile = tile  # [R, C] logit buffer, reused for every chunk
         dtype = xa.dtype
         self.tau, self.floor = _TAU.get(dtype, 8.0), _FLOOR.get(dtype, -10.0)
-        self.lazy = xa.device.type == "cpu"  # a host sync per tile is free on CPU only
+        self.lazy = _lazy_rescale(xa.device)
 
     def update(self, mu: torch.Tensor, aug: torch.Tensor, first: bool) -> None:
         """Fold the classes ``mu`` [c, d] (augmented: ``aug`` [c, d+e]) into the state."""
@@ -153,19 +153,26 @@ class _RowBlock:
         r = tile.amax(dim=1)  # [R]
         torch.maximum(self.best, self.shift + r, out=self.best)
         if first or not self.lazy or r.max().item() > self.tau:
-            self._rescale(tile, r if first else torch.where(r > self.tau, r, 0.0))
+            self._rescale(tile, r, fresh=True) if first else self._rescale(tile, torch.where(r > self.tau, r, 0.0))
         tile.clamp_(min=self.floor).exp_()
         self.sums.add_(tile.sum(dim=1))
         torch.addmm(self.acc, tile, mu, out=self.acc)  # [R, d]
 
-    def _rescale(self, tile: torch.Tensor, delta: torch.Tensor) -> None:
-        """Raise the shift of each row by ``delta`` [R] and rescale what was summed."""
+    def _rescale(self, tile: torch.Tensor, delta: torch.Tensor, fresh: bool = False) -> None:
+        """Move the shift of each row by ``delta`` [R] and rescale what was summed (if anything)."""
         tile.sub_(delta.unsqueeze(1))
         self.shift.add_(delta)
         self.xa[:, -1].sub_(delta)
-        scale = torch.exp(-delta)  # [R]
+        if fresh:  # nothing summed yet (and e^{-delta} may overflow for a negative first max)
+            return
+        scale = torch.exp(-delta)  # [R], ≤ 1
         self.sums.mul_(scale)
         self.acc.mul_(scale.unsqueeze(1))
+
+
+def _lazy_rescale(device: torch.device) -> bool:
+    """Test for a needed rescale on the host (CPU), or always shift on device (no sync)."""
+    return device.type == "cpu"
 
 
 def _augment(mu: torch.Tensor, sq: torch.Tensor, lw: torch.Tensor | None, buf: torch.Tensor) -> torch.Tensor:
