@@ -22,6 +22,7 @@ COMMANDS = {
     "sweep": "cfglab.cli.sweep",
     "reproduce": "cfglab.cli.reproduce",
     "latent": "cfglab.cli.latent",
+    "bench": "cfglab.cli.bench",
 }
 
 
