@@ -30,6 +30,7 @@ __all__ = [
     "Cosine",
     "NegativeWindow",
     "PaperLinear",
+    "PiecewiseConstant",
     "FromCallable",
     "SCHEDULES",
     "parse_schedule",
@@ -204,6 +205,51 @@ class PaperLinear(Schedule):
 
 
 @dataclass(frozen=True)
+class PiecewiseConstant(Schedule):
+    """Piecewise-constant weight in σ (random schedules of the shrinkage check, SPEC §5.4).
+
+    ``edges`` are decreasing noise levels σ_1 > σ_2 > ... > σ_n ≥ 0 and ``weights`` has n + 1
+    entries: ``weights[0]`` for σ > σ_1, ``weights[j]`` on (σ_{j+1}, σ_j] and ``weights[n]`` for
+    σ ≤ σ_n.  String form ``piecewise:weights=2|0.5|-1,edges=5|1`` (``|`` separates entries).
+    """
+
+    weights: tuple
+    edges: tuple = ()
+    name: ClassVar[str] = "piecewise"
+    tuple_fields: ClassVar[tuple[str, ...]] = ("weights", "edges")
+
+    def __post_init__(self):
+        weights = tuple(guidance_weight(f"weights[{i}]", w) for i, w in enumerate(_as_tuple(self.weights)))
+        edges = tuple(nonnegative(f"edges[{i}]", e) for i, e in enumerate(_as_tuple(self.edges)))
+        if len(weights) != len(edges) + 1:
+            raise CfglabInputError(f"piecewise needs len(weights) = len(edges) + 1, got {len(weights)} and {len(edges)}")
+        if any(hi <= lo for hi, lo in zip(edges[:-1], edges[1:])):
+            raise CfglabInputError(f"piecewise edges must decrease strictly, got {edges!r}")
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "edges", edges)
+
+    def __str__(self) -> str:
+        ws = "|".join(_fmt(w) for w in self.weights)
+        es = "|".join(_fmt(e) for e in self.edges)
+        return f"{self.name}:weights={ws},edges={es}" if es else f"{self.name}:weights={ws}"
+
+    def weight(self, sigma):
+        w = _full(sigma, self.weights[0])
+        for edge, value in zip(self.edges, self.weights[1:]):
+            w = torch.where(sigma <= edge, _full(sigma, value), w)
+        return w
+
+
+def _as_tuple(value) -> tuple:
+    if isinstance(value, (int, float)):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise CfglabInputError(f"expected a sequence of numbers, got {value!r}") from None
+
+
+@dataclass(frozen=True)
 class FromCallable(Schedule):
     """Wrap a user function ``fn(sigma) -> w`` (float or tensor σ); weights must stay ≥ −1."""
 
@@ -227,7 +273,7 @@ class FromCallable(Schedule):
 
 
 SCHEDULES: dict[str, type[Schedule]] = {
-    cls.name: cls for cls in (Constant, Interval, Linear, Cosine, NegativeWindow, PaperLinear)
+    cls.name: cls for cls in (Constant, Interval, Linear, Cosine, NegativeWindow, PaperLinear, PiecewiseConstant)
 }
 
 
@@ -250,9 +296,15 @@ def parse_schedule(text: str) -> Schedule:
         if not eq or key not in fields:
             raise CfglabInputError(f"unknown parameter {key!r} for schedule {name!r}; expected {sorted(fields)}")
         try:
-            kwargs[key] = float(value)
+            parts = [float(v) for v in value.split("|")] if value.strip() else []
         except ValueError:
             raise CfglabInputError(f"schedule parameter {key}={value!r} is not a number") from None
+        if key in getattr(cls, "tuple_fields", ()):
+            kwargs[key] = tuple(parts)
+        elif len(parts) == 1:
+            kwargs[key] = parts[0]
+        else:
+            raise CfglabInputError(f"schedule parameter {key}={value!r} is not a number")
     try:
         return cls(**kwargs)
     except TypeError:
