@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cfglab`` console script."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # usage errors (2) and --help (0) return instead of exiting
+        return int(exit_.code or 0)
     try:
         return int(args.func(args) or 0)
     except CfglabInputError as err:
