@@ -49,6 +49,7 @@ class Section:
     requires: tuple[str, ...]
     tasks: Callable
     analyze: Callable
+    skip: Callable = lambda profile: None  # profile -> reason to skip this section, or None
 
 
 def sim_tasks(profile, name: str, params: dict, grid: dict, seeds: int) -> list[Task]:

@@ -89,11 +89,18 @@ class ShrinkageSettings:
 
 @dataclass(frozen=True)
 class LatentSettings:
-    """Real latent diffusion: the separability–diversity study (cfglab.latent)."""
+    """Real latent diffusion: the separability–diversity study (cfglab.latent).
 
-    profile: str = "quick"
-    seeds: int = 3
-    n_per_class: int = 50
+    ``model`` names a ``cfglab.latent.train.PROFILES`` entry (its checkpoint is reused from
+    the cache when present), ``study`` a ``cfglab.latent.study.STUDY_PRESETS`` entry;
+    ``overrides`` replace fields of that study preset.
+    """
+
+    enabled: bool = True
+    model: str = "default"
+    study: str = "quick"
+    overrides: tuple = ()  # ((field, value), ...)
+    evaluator_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,9 @@ _TEST = Profile(
     subexponential=SubExpSettings(ds=(2, 8, 32), n_samples=200, steps=30, seeds=1),
     infinite=InfiniteSettings(ds=(4, 32), n_samples=200, steps=30, seeds=1),
     shrinkage=ShrinkageSettings(n_random=10, d=8, n_samples=200, steps=30, seeds=1, ws=(1.0, 3.0), switches=(0.6,)),
-    latent=LatentSettings(profile="test", seeds=1, n_per_class=4),
+    latent=LatentSettings(enabled=False, model="tiny", study="quick", overrides=(
+        ("seeds", (0, 1)), ("n_per_class", 3), ("steps", 4), ("constant_w", (0.0, 2.0)), ("interval_w", ()),
+        ("window_w_pos", (2.0,)), ("window_fractions", (0.4,)), ("window_extra", ()))),
 )
 
 _FULL = Profile(
@@ -132,7 +141,8 @@ _FULL = Profile(
     subexponential=SubExpSettings(ds=(2, 4, 8, 16, 32, 64, 128, 256), n_samples=8000, steps=1000, seeds=5),
     infinite=InfiniteSettings(ds=(4, 16, 64, 256, 1024), n_samples=8000, steps=1000, seeds=4),
     shrinkage=ShrinkageSettings(n_random=2000, d=256, n_samples=8000, steps=1000, seeds=4),
-    latent=LatentSettings(profile="full", seeds=5, n_per_class=200),
+    latent=LatentSettings(model="default", study="full", overrides=(("seeds", (0, 1, 2, 3, 4)),
+                                                                    ("n_per_class", 200))),
 )
 
 PROFILES: dict[str, Profile] = {"test": _TEST, "quick": Profile(name="quick"), "full": _FULL}

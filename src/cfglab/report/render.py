@@ -15,7 +15,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 figure{margin:1em 0}img{max-width:100%}figcaption{font-size:.92em;color:#333}
 .badge{display:inline-block;padding:.1em .5em;border-radius:.3em;font-size:.8em;color:#fff}
 .supported{background:#2a7}.not-supported{background:#c33}.undecided{background:#888}
-.unavailable{background:#b80}.error{background:#c33}pre{background:#f4f4f4;padding:.6em;overflow-x:auto;font-size:.8em}
+.not-available,.skipped{background:#b80}.error{background:#c33}pre{background:#f4f4f4;padding:.6em;overflow-x:auto;font-size:.8em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;font-size:.9em}"""
 
 

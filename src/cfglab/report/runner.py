@@ -54,6 +54,10 @@ def _plan(sections: list[Section], profile: Profile, entries: dict) -> dict:
     """Tasks of every runnable section (section name -> tasks); others get their entry now."""
     plan = {}
     for section in sections:
+        skipped = section.skip(profile)
+        if skipped:
+            entries[section.name] = _entry(section, "skipped", notes=[skipped])
+            continue
         reason = _missing(section)
         if reason:
             entries[section.name] = _entry(section, "not available", notes=[reason])

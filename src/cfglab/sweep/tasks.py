@@ -21,6 +21,8 @@ TASKS: dict[str, str] = {
     "theory.gaussian": "cfglab.sweep.tasks:theory_gaussian_task",
     "theory.transition": "cfglab.sweep.tasks:theory_transition_task",
     "theory.dmft": "cfglab.sweep.tasks:theory_dmft_task",
+    "theory.validate": "cfglab.theory.validate:run_point",
+    "theory.crossing": "cfglab.theory.validate:crossing_point",
     "latent.evaluate": "cfglab.sweep.tasks:latent_evaluate_task",
 }
 
