@@ -78,6 +78,7 @@ class _Setup:
     s2: float
     k: int  # 2 for the SDE, 1 for the ODE
     d: int | None
+    st2: float  # |μ_c|²/d of the target (s² unless given)
 
 
 @dataclass
@@ -97,11 +98,11 @@ def _local(t: float, m: float, v_perp: float, S: _Setup) -> _Local:
     u = math.exp(-2 * t)
     G = gamma(S.sigma2, t)
     a, r = math.exp(-t) / G, u * S.s2 / G
-    q = m * m * S.s2 + v_perp
+    q = m * m * S.st2 + v_perp
     rem = rem_free_energy(S.alpha_eff, r, a * a * S.s2 * q)
-    e_c = a * m * S.s2 - 0.5 * r
+    e_c = a * m * S.st2 - 0.5 * u * S.st2 / G
     M = rem.theta * a * S.s2 / (1 + rem.theta * r)
-    return _Local(e_c - rem.free_energy, rem.phase, M, a, G, a * math.sqrt(S.s2) * (1 - M * m),
+    return _Local(e_c - rem.free_energy, rem.phase, M, a, G, a * math.sqrt(S.st2) * (1 - M * m),
                   -a * M * v_perp / math.sqrt(2))
 
 
@@ -138,7 +139,7 @@ def _coeffs(t: float, y: np.ndarray, w: float, S: _Setup, rho_hard: float | None
     lam = 1 / loc.G + w * rho * math.exp(-t) * loc.M / loc.G
     c = math.exp(-t) / loc.G * (1 + w * rho)
     J = k * w * math.exp(-t) / loc.G * (1 - loc.M * m)
-    couple = math.sqrt(S.s2) * (S.d or 0) * J * dpi
+    couple = math.sqrt(S.st2) * (S.d or 0) * J * dpi
     return _Coeffs(1 - k * lam, k * c, couple * loc.g_y, couple * loc.g_perp, 2.0 if k == 2 else 0.0,
                    loc, pi, J)
 
@@ -212,10 +213,10 @@ def _integrate(grid: np.ndarray, ws: np.ndarray, y: np.ndarray, S: _Setup, schem
                 t_mid = t - frac * (t - t_next)
                 if scheme == "heun" and 0 < frac < 1:  # finish the step after the switch
                     y_mid, _ = _step(t, t_mid, y, ws[i], ws[i], S, 1.0, scheme)
-                    y_mid = _kick(y_mid, co, (delta_new - co.loc.delta) / (t - t_next), S.s2)
+                    y_mid = _kick(y_mid, co, (delta_new - co.loc.delta) / (t - t_next), S.st2)
                     y_new, _ = _step(t_mid, t_next, y_mid, ws[i], ws[i + 1], S, 0.0, scheme)
                 else:
-                    y_new = _kick(y_new, co, (delta_new - co.loc.delta) / (t - t_next), S.s2)
+                    y_new = _kick(y_new, co, (delta_new - co.loc.delta) / (t - t_next), S.st2)
                 t_switch = t_mid if t_switch is None else t_switch
         y = y_new
     co = _coeffs(grid[-1], y, ws[-1], S, None if S.d is not None else float(_local(grid[-1], y[0], y[1], S).delta < 0))
@@ -226,7 +227,7 @@ def _integrate(grid: np.ndarray, ws: np.ndarray, y: np.ndarray, S: _Setup, schem
 def _row(t: float, w: float, y: np.ndarray, co: _Coeffs, S: _Setup) -> tuple:
     m, vp, vq, _ = y
     loc = co.loc
-    force = abs(w) * (1 - co.pi) * math.exp(-t) / loc.G * math.sqrt(S.s2 * (1 - loc.M * m) ** 2 + loc.M**2 * vp)
+    force = abs(w) * (1 - co.pi) * math.exp(-t) / loc.G * math.sqrt(S.st2 * (1 - loc.M * m) ** 2 + loc.M**2 * vp)
     return (t, w, m, vp, vq, co.pi, loc.delta, loc.phase == "frozen", force)
 
 
@@ -244,7 +245,7 @@ def _t_half(ts: np.ndarray, pi: np.ndarray) -> float | None:
 
 def solve_dmft(alpha: float, *, sigma2: float = 0.5, s2: float = 1.0, schedule="constant:w=0", sampler: str = "sde",
                T: float = 6.0, d: int | None = None, steps: int | None = None,
-               start: str = "noise") -> DMFTPrediction:
+               start: str = "noise", target_s2: float | None = None) -> DMFTPrediction:
     """Order parameters of CFG-guided sampling with K = e^{αd} classes (arXiv 2602.00716 §3; SPEC §5.3).
 
     Parameters
@@ -257,6 +258,8 @@ def solve_dmft(alpha: float, *, sigma2: float = 0.5, s2: float = 1.0, schedule="
         the exact moment map of the lab's sampler on its grid (Euler–Maruyama / Heun), so the
         comparison with simulation carries no discretisation error.
     start : ``"noise"`` (x_T ~ N(0, I)) or ``"marginal"``, as in ``SimulationConfig``.
+    target_s2 : ``|μ_c|²/d`` of a given target mean (default s²): conditions the prediction on
+        the one drawn target, whose norm fluctuates by ``s² sqrt(2/d)`` between seeds.
     """
     alpha, sigma2, s2, T = positive("alpha", alpha), positive("sigma2", sigma2), positive("s2", s2), positive("T", T)
     if sampler not in ("sde", "ode"):
@@ -274,7 +277,8 @@ def solve_dmft(alpha: float, *, sigma2: float = 0.5, s2: float = 1.0, schedule="
     grid = np.linspace(T, 0.0, n + 1)
     sched = as_schedule(schedule)
     ws = sched.weight(torch.as_tensor(np.sqrt(np.expm1(2 * grid)), dtype=torch.float64)).numpy()
-    S = _Setup(alpha_eff, sigma2, s2, 2 if sampler == "sde" else 1, d)
+    st2 = s2 if target_s2 is None else positive("target_s2", target_s2)
+    S = _Setup(alpha_eff, sigma2, s2, 2 if sampler == "sde" else 1, d, st2)
     y, rows, t_switch = _integrate(grid, ws, _initial(start, T, sigma2, s2), S, scheme)
     if not np.all(np.isfinite(y)) or y[1] <= 0 or y[2] <= 0:
         raise CfglabInputError("the DMFT solution diverged; use a milder schedule")
@@ -285,6 +289,6 @@ def solve_dmft(alpha: float, *, sigma2: float = 0.5, s2: float = 1.0, schedule="
     if d is not None:
         t_switch = _t_half(traj["t"], traj["pi_target"])
     frozen_pre = bool(np.any((traj["frozen"] > 0) & (traj["pi_target"] < 0.5)))
-    kl = kl_per_dim_prediction(y[0], y[1], y[2], sigma2, s2, d)
+    kl = kl_per_dim_prediction(y[0], y[1], y[2], sigma2, st2, d)
     t_switch = None if t_switch is None else float(t_switch)
     return DMFTPrediction(float(y[0]), float(y[1]), float(y[2]), float(kl), t_switch, traj, frozen_pre)

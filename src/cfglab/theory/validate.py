@@ -15,7 +15,7 @@ import numpy as np
 
 from cfglab._validate import CfglabInputError
 
-__all__ = ["DEFAULTS", "run_point", "crossing_point", "validation_table", "error_by_d", "plot_scaling"]
+__all__ = ["DEFAULTS", "run_point", "target_norm2", "crossing_point", "validation_table", "error_by_d", "plot_scaling"]
 
 DEFAULTS = {"alpha": 0.2, "schedule": "constant:w=2", "sampler": "sde", "sigma2": 0.5, "s2": 1.0,
             "n_samples": 1000, "steps": 150, "T": 3.0, "start": "marginal", "seed": 0}
@@ -34,7 +34,7 @@ def run_point(params: dict) -> dict:
     """Simulate one (d, α, schedule, seed) and compare with the DMFT on the sampler's grid.
 
     Returns the simulated metrics (``sim_*``), the d → ∞ prediction (``inf_*``), the
-    finite-d prediction (``fin_*``) and the continuous-time d → ∞ prediction (``cont_*``; its
+    finite-d prediction conditioned on the drawn target's norm (``fin_*``) and the continuous-time d → ∞ prediction (``cont_*``; its
     difference from ``inf_*`` is the sampler's discretisation error), plus ``err_*`` =
     |sim − inf| for each compared quantity.
     """
@@ -46,7 +46,7 @@ def run_point(params: dict) -> dict:
     sim = simulate(cfg)
     common = dict(sigma2=cfg.sigma2, s2=cfg.s2, schedule=cfg.schedule, sampler=cfg.sampler, T=cfg.T, start=cfg.start)
     inf = solve_dmft(cfg.alpha, steps=cfg.steps, **common)
-    fin = solve_dmft(cfg.alpha, steps=cfg.steps, d=cfg.d, **common)
+    fin = solve_dmft(cfg.alpha, steps=cfg.steps, d=cfg.d, target_s2=target_norm2(cfg), **common)
     cont = solve_dmft(cfg.alpha, **common)
     out = {"d": cfg.d, "alpha": cfg.alpha, "seed": cfg.seed, "K": sim["K"], "n_samples": cfg.n_samples,
            "class_accuracy": sim["class_accuracy"]}
@@ -59,6 +59,14 @@ def run_point(params: dict) -> dict:
         out[f"errfin_{key}"] = abs(sim[key] - getattr(fin, key))
     out["inf_t_switch"], out["fin_t_switch"] = inf.t_switch, fin.t_switch
     return out
+
+
+def target_norm2(cfg) -> float:
+    """``|μ_c|²/d`` of the target class a simulation config draws (same seed, same ensemble)."""
+    from cfglab.lab.simulate import build_model
+
+    mu = build_model(cfg).target_mean
+    return float(mu @ mu) / cfg.d
 
 
 def crossing_point(params: dict) -> dict:
