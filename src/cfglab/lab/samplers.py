@@ -17,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from cfglab._validate import CfglabInputError
 from cfglab.noise import sigma_from_t, t_from_sigma
 from cfglab.guidance.schedules import as_schedule
 
@@ -28,6 +29,16 @@ def sigma_grid(T: float = 6.0, steps: int = 500, *, dtype=torch.float64) -> torc
     from cfglab.noise import ou_time_grid
 
     return sigma_from_t(ou_time_grid(T, steps, dtype=dtype))
+
+
+def _check_state(model, x: torch.Tensor) -> None:
+    ref = model.target_mean
+    if x.ndim != 2 or x.shape[1] != ref.shape[0]:
+        raise CfglabInputError(f"x must have shape [N, {ref.shape[0]}], got {tuple(x.shape)}")
+    if x.dtype != ref.dtype or x.device != ref.device:
+        raise CfglabInputError(
+            f"x is {x.dtype} on {x.device} but the model is {ref.dtype} on {ref.device}; convert x with .to()"
+        )
 
 
 def _step_inputs(model, x, sigma: float, schedule, callback, i):
@@ -54,6 +65,7 @@ def sample_sde(
     x : [N, d] start at σ = sigmas[0]; returns [N, d] at σ = sigmas[-1].
     """
     schedule = as_schedule(schedule)
+    _check_state(model, x)
     grid = [float(s) for s in sigmas]
     for i, (sigma, sigma_next) in enumerate(zip(grid[:-1], grid[1:])):
         t, _, out = _step_inputs(model, x, sigma, schedule, callback, i)
@@ -77,6 +89,7 @@ def sample_ode(
     ``generator`` is unused (the ODE is deterministic) and accepted for a uniform signature.
     """
     schedule = as_schedule(schedule)
+    _check_state(model, x)
     grid = [float(s) for s in sigmas]
     for i, (sigma, sigma_next) in enumerate(zip(grid[:-1], grid[1:])):
         t, _, out = _step_inputs(model, x, sigma, schedule, callback, i)
