@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 from scipy.optimize import brentq
 
-from cfglab._validate import positive
+from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.noise import sigma_from_t
 from cfglab.theory.rem import rem_coefficients, rem_free_energy
 
-__all__ = ["TransitionResult", "transition", "alpha_critical", "t_c_closed_form", "resolution_gap"]
+__all__ = ["TransitionResult", "transition", "crossing_time", "alpha_critical", "t_c_closed_form", "resolution_gap"]
 
 T_SEARCH = 30.0  # upper end of the t search (r(30) ~ e^{-60}: far in the unresolved phase)
 
@@ -66,13 +66,40 @@ def t_c_closed_form(alpha: float, sigma2: float, s2: float) -> float | None:
     return -0.5 * math.log(R / (s2 - R * (sigma2 - 1)))
 
 
-def resolution_gap(t: float, alpha: float, sigma2: float, s2: float) -> float:
-    """``e_c(t) − f_REM(t)`` along the unguided conditional process (> 0: target resolved)."""
+def resolution_gap(t: float, alpha: float, sigma2: float, s2: float, target_s2: float | None = None) -> float:
+    """``e_c(t) − f_REM(t)`` along the unguided conditional process (> 0: target resolved).
+
+    ``target_s2`` = ``|μ_c|²/d`` of one drawn target (default s²): then
+    ``e_c = e^{-2t} |μ_c|²/(2Γ d)`` and ``q = e^{-2t}|μ_c|²/d + Γ``.
+    """
+    st2 = s2 if target_s2 is None else target_s2
     u = math.exp(-2 * t)
     g = sigma2 * u + 1 - u
-    q = u * s2 + g
+    q = u * st2 + g
     r, A = rem_coefficients(t, q, sigma2, s2)
-    return 0.5 * r - rem_free_energy(alpha, r, A).free_energy
+    return 0.5 * u * st2 / g - rem_free_energy(alpha, r, A).free_energy
+
+
+def crossing_time(alpha: float, d: int, *, sigma2: float = 0.5, s2: float = 1.0,
+                  target_s2: float | None = None) -> float | None:
+    """Finite-d prediction of where the mean π_c(t) crosses 1/2 on unguided runs (SPEC §5.2).
+
+    Uses ``log(K − 1)/d`` non-target classes (K = ceil(e^{αd})) and, when given, the drawn
+    target's ``|μ_c|²/d``; the per-sample log-odds fluctuation is symmetric, so the mean weight
+    crosses 1/2 where the self-averaging gap vanishes.  None when it never does.
+    """
+    from cfglab.lab.ensembles import exponential_K
+
+    alpha, d = positive("alpha", alpha), positive_int("d", d)
+    K = exponential_K(alpha, d)
+    if K < 2:
+        raise CfglabInputError(f"K = {K} at alpha={alpha}, d={d}: no non-target class")
+    a_eff = math.log(K - 1) / d
+    if resolution_gap(0.0, a_eff, sigma2, s2, target_s2) <= 0:
+        return None
+    if resolution_gap(T_SEARCH, a_eff, sigma2, s2, target_s2) > 0:
+        return T_SEARCH
+    return brentq(resolution_gap, 0.0, T_SEARCH, args=(a_eff, sigma2, s2, target_s2), xtol=1e-12)
 
 
 def transition(alpha: float, sigma2: float = 0.5, s2: float = 1.0) -> TransitionResult:

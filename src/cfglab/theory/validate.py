@@ -81,8 +81,13 @@ def crossing_point(params: dict) -> dict:
     res = simulate(_config(p), trajectory=True)
     tr = res["trajectory"]
     t_half = _t_half(np.asarray(tr["t"]), np.asarray(tr["pi_target"], dtype=float))
-    return {"d": int(p["d"]), "alpha": float(p["alpha"]), "seed": int(p["seed"]), "K": res["K"],
-            "t_cross": t_half}
+    from cfglab.theory.transition import crossing_time, transition
+
+    cfg = _config(p)
+    t_c = transition(cfg.alpha, cfg.sigma2, cfg.s2).t_c
+    t_fin = crossing_time(cfg.alpha, cfg.d, sigma2=cfg.sigma2, s2=cfg.s2, target_s2=target_norm2(cfg))
+    return {"d": cfg.d, "alpha": cfg.alpha, "seed": cfg.seed, "K": res["K"], "t_cross": t_half, "t_c": t_c,
+            "t_cross_finite_d": t_fin}
 
 
 def validation_table(points: Iterable[dict], runner: Callable[[dict], dict] = run_point,
