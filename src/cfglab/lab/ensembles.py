@@ -126,7 +126,8 @@ class GaussianMixture:
         others = slice(1, None)  # compare against the best non-target class, not a rounded max
         log_w = None if self.log_weights is None else self.log_weights[others]
         sq = None if self.sq_norms is None else self.sq_norms[others]
-        stats = posterior_stats(x, self.means[others], sq, a, b, log_w, budget_bytes=self.budget_bytes)
+        stats = posterior_stats(x, self.means[others], sq, a, b, log_w, budget_bytes=self.budget_bytes,
+                                track_max=True)
         return self._target_logit(x, a, b) > stats.max_logit
 
     def score_cond(self, x: torch.Tensor, t: float) -> torch.Tensor:

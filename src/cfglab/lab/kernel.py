@@ -24,6 +24,7 @@ host sync is replaced by an unconditional (cheap, on-device) shift.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ class PosteriorStats:
 
     mean: torch.Tensor  # [N, d]  Σ_k π_k μ_k
     log_norm: torch.Tensor  # [N]  log Σ_k exp ℓ_k
-    max_logit: torch.Tensor  # [N]  max_k ℓ_k
+    max_logit: torch.Tensor | None  # [N]  max_k ℓ_k (when asked for: ``track_max=True``)
 
 
 @dataclass(frozen=True)
@@ -138,25 +139,46 @@ class _RowBlock:
     """Online log-sum-exp state of one block of R points (views into the full arrays)."""
 
     def __init__(self, xa: torch.Tensor, shift: torch.Tensor, sums: torch.Tensor, acc: torch.Tensor,
-                 best: torch.Tensor, tile: torch.Tensor):
+                 best: torch.Tensor | None, tile: torch.Tensor):
         self.xa, self.shift, self.sums, self.acc, self.best = xa, shift, sums, acc, best  # [R, ·]
         self.tile = tile  # [R, C] logit buffer, reused for every chunk
         dtype = xa.dtype
         self.tau, self.floor = _TAU.get(dtype, 8.0), _FLOOR.get(dtype, -10.0)
-        self.lazy = _lazy_rescale(xa.device)
+        self.cap = math.exp(self.tau)
+        # optimistic pass (no row max) on CPU when the exact max is not wanted
+        self.optimistic = _lazy_rescale(xa.device) and best is None
 
     def update(self, mu: torch.Tensor, aug: torch.Tensor, first: bool) -> None:
         """Fold the classes ``mu`` [c, d] (augmented: ``aug`` [c, d+e]) into the state."""
         rows, c = self.tile.shape[0], mu.shape[0]
         tile = self.tile if c == self.tile.shape[1] else self.tile.view(-1)[: rows * c].view(rows, c)  # [R, c]
         torch.mm(self.xa, aug.T, out=tile)  # ℓ − m
+        if first or not self.optimistic or not self._exp_within_cap(tile):
+            self._exp_with_max(tile, aug, first)
+        torch.addmm(self.acc, tile, mu, out=self.acc)  # [R, d]
+
+    def _exp_within_cap(self, tile: torch.Tensor) -> bool:
+        """``exp`` clamped to ``[e^floor, e^τ]``; True (and summed) if no entry reached e^τ."""
+        tile.clamp_(self.floor, self.tau).exp_()
+        part = tile.sum(dim=1)  # [R]; < e^τ proves no entry was clamped from above
+        if part.max().item() >= self.cap:
+            return False
+        self.sums.add_(part)
+        return True
+
+    def _exp_with_max(self, tile: torch.Tensor, aug: torch.Tensor, first: bool) -> None:
+        """Row max first; move the shift where it is exceeded by more than τ; then exp and sum."""
+        if not first and self.optimistic:  # the optimistic pass overwrote the logits: recompute
+            torch.mm(self.xa, aug.T, out=tile)
         r = tile.amax(dim=1)  # [R]
-        torch.maximum(self.best, self.shift + r, out=self.best)
-        if first or not self.lazy or r.max().item() > self.tau:
-            self._rescale(tile, r, fresh=True) if first else self._rescale(tile, torch.where(r > self.tau, r, 0.0))
+        if self.best is not None:
+            torch.maximum(self.best, self.shift + r, out=self.best)
+        if first:
+            self._rescale(tile, r, fresh=True)
+        elif not _lazy_rescale(tile.device) or r.max().item() > self.tau:
+            self._rescale(tile, torch.where(r > self.tau, r, 0.0))
         tile.clamp_(min=self.floor).exp_()
         self.sums.add_(tile.sum(dim=1))
-        torch.addmm(self.acc, tile, mu, out=self.acc)  # [R, d]
 
     def _rescale(self, tile: torch.Tensor, delta: torch.Tensor, fresh: bool = False) -> None:
         """Move the shift of each row by ``delta`` [R] and rescale what was summed (if anything)."""
@@ -199,6 +221,7 @@ def posterior_stats(
     chunk_size: int | None = None,
     row_block: int | None = None,
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    track_max: bool = False,
 ) -> PosteriorStats:
     """Posterior mean of μ, log-normaliser and max logit by an online log-sum-exp (SPEC §3, §9).
 
@@ -211,10 +234,12 @@ def posterior_stats(
     log_weights : [K] log class weights, or None for equal weights (constant dropped).
     chunk_size, row_block : tile size (classes × points); default from :func:`plan_chunks`.
     budget_bytes : cap on the per-tile working memory (independent of K).
+    track_max : also return the exact ``max_k ℓ_k`` (one more pass over each tile).
 
     Returns
     -------
-    PosteriorStats with ``mean`` [N, d], ``log_norm`` [N] and ``max_logit`` [N].
+    PosteriorStats with ``mean`` [N, d], ``log_norm`` [N] and ``max_logit`` [N] (None unless
+    ``track_max``).
     """
     n, d = x.shape
     plan = plan_chunks(n, d, x.element_size(), budget_bytes=budget_bytes, device=x.device)
@@ -224,12 +249,13 @@ def posterior_stats(
     xa = torch.empty(n, d + e, **opts)  # [N, d+e] = [a x, −b/2, (1), −m]
     torch.mul(x, a, out=xa[:, :d])
     xa[:, d], xa[:, d + 1 :], xa[:, -1] = -0.5 * b, 1.0, 0.0
-    shift, sums, best = torch.zeros(n, **opts), torch.zeros(n, **opts), torch.full((n,), -torch.inf, **opts)
+    shift, sums = torch.zeros(n, **opts), torch.zeros(n, **opts)
+    best = torch.full((n,), -torch.inf, **opts) if track_max else None
     acc = torch.zeros(n, d, **opts)  # [N, d]  Σ e^{ℓ−m} μ
     work = torch.empty(rows, chunk, **opts)  # one [R, C] tile, shared by the row blocks
     blocks = [
-        _RowBlock(xa[r:r + rows], shift[r:r + rows], sums[r:r + rows], acc[r:r + rows], best[r:r + rows],
-                  work[: min(rows, n - r)])
+        _RowBlock(xa[r:r + rows], shift[r:r + rows], sums[r:r + rows], acc[r:r + rows],
+                  None if best is None else best[r:r + rows], work[: min(rows, n - r)])
         for r in range(0, n, rows)
     ]
     buf = torch.empty(chunk, d + e, **opts)  # [C, d+e]
