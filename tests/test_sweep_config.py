@@ -76,3 +76,18 @@ def test_inline_sweep_rows_match_direct_simulation(tmp_path):
     assert again.n_cached == 2 and again.n_computed == 0
     assert ResultStore(tmp_path).done_ids() == {t.id for t in tasks}
     assert (tmp_path / "results.csv").read_text().count("\n") == 3
+
+
+def test_cli_prints_one_json_object_and_rejects_bad_files(tmp_path, capsys):
+    from cfglab.cli import main
+
+    good = tmp_path / "s.toml"
+    good.write_text('kind = "simulate"\nseeds = 2\n[params]\nd = 5\nK = 3\nsteps = 20\nn_samples = 50\n')
+    assert main(["sweep", str(good), "--workers", "0", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_tasks"] == 2 and summary["n_computed"] == 2 and summary["n_failed"] == 0
+    assert summary["out"] == str(tmp_path / "s")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("kind = [")
+    assert main(["sweep", str(bad), "--json"]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
