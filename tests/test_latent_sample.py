@@ -79,13 +79,14 @@ def test_ancestral_euler_reaches_data_law():
     means = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
     model, _ = gaussian_denoiser(means)
     gen = torch.Generator().manual_seed(1)
-    n, sig = 4000, karras_sigmas(1000, 0.002, 80.0)  # first-order: the variance bias is O(1/steps)
+    n, sig = 2000, karras_sigmas(500, 0.002, 80.0)  # first-order: the variance bias is O(1/steps)
     x = sig[0] * torch.randn(n, 2, generator=gen, dtype=torch.float64)
     c = torch.zeros(n, dtype=torch.long)
     out = sample_euler_ancestral(model, x, sig, cond=c, uncond=c, generator=gen)
     assert torch.allclose(out.mean(0), means[0], atol=4 * math.sqrt(S2 / n))
-    # bias at 1000 steps ≈ 0.005 (measured 0.47 at 240 steps, 0.495 at 1000) + 3 standard errors
-    assert abs(float(out.var(0).mean()) - S2) < 0.005 + 3 * S2 * math.sqrt(1 / n)
+    # bias ≈ 6.5/steps (measured variance 0.347, 0.413, 0.473, 0.495 at 30, 60, 240, 1000 steps)
+    # + 3 standard errors; no noise would give ≈ 0, doubled noise ≈ 1
+    assert abs(float(out.var(0).mean()) - S2) < 6.5 / 500 + 3 * S2 * math.sqrt(1 / n)
 
 
 def test_edm_preconditioning_table1():

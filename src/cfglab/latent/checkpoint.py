@@ -73,14 +73,14 @@ def load_model(folder: str | os.PathLike, *, expect: LatentConfig | None = None,
     if data_hash is not None and meta["data_hash"] != data_hash:
         raise CfglabInputError(f"checkpoint {str(folder / 'config.json')!r} was trained on different data (hash mismatch)")
     shape = tuple(meta["image_shape"])
-    ae = build_autoencoder(cfg.arch, shape)
+    ae = build_autoencoder(cfg.arch, shape).float()
     denoiser = EDMDenoiser(build_unet(cfg.arch, (cfg.arch.latent_channels, shape[1] // 2, shape[2] // 2),
-                                      meta["n_classes"]), meta["n_classes"])
+                                      meta["n_classes"]), meta["n_classes"]).float()
     _load_weights(ae, folder / "autoencoder.safetensors")
     _load_weights(denoiser, folder / "denoiser.safetensors")
     return LatentModel(cfg, meta["data_hash"], meta["n_classes"], shape, ae.eval().requires_grad_(False),
-                       denoiser.eval().requires_grad_(False), torch.tensor(meta["latent_mean"]),
-                       torch.tensor(meta["latent_std"]))
+                       denoiser.eval().requires_grad_(False), torch.tensor(meta["latent_mean"], dtype=torch.float32),
+                       torch.tensor(meta["latent_std"], dtype=torch.float32))
 
 
 def load_or_train(cfg: LatentConfig, data: LatentData, *, checkpoint: str | os.PathLike | None = None,

@@ -115,8 +115,8 @@ def vendi_cosine(feats: np.ndarray) -> float:
 def _class_metrics(ev: Evaluator, fake: np.ndarray, k: int, nearest_k: int) -> dict:
     from prdc import compute_prdc
 
-    if len(fake) <= nearest_k:
-        raise CfglabInputError(f"need more than nearest_k={nearest_k} samples per class, got {len(fake)} for class {k}")
+    if len(fake) < nearest_k + 2:  # prdc's k-NN radii need k + 1 neighbours besides the point
+        raise CfglabInputError(f"need at least nearest_k + 2 = {nearest_k + 2} samples per class, got {len(fake)} for class {k}")
     real = ev.train_features[ev.train_labels == k]
     with contextlib.redirect_stdout(io.StringIO()):  # prdc prints its sample counts
         prdc = compute_prdc(real_features=real, fake_features=fake, nearest_k=nearest_k)

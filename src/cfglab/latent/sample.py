@@ -37,11 +37,11 @@ def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
 
 
 def sigma_at_fraction(sigmas: torch.Tensor, fraction: float) -> float:
-    """σ such that ``σ_i ≤ σ`` exactly for the last ``fraction`` of the steps of grid ``sigmas``."""
+    """σ such that ``σ_i ≤ σ`` exactly for the last ``round(fraction · steps)`` steps of grid ``sigmas``."""
     if not 0 <= fraction <= 1:
         raise CfglabInputError(f"step fraction must lie in [0, 1], got {fraction!r}")
     n = len(sigmas) - 1
-    return float(sigmas[min(n, math.ceil(round(n * (1 - fraction), 9)))])
+    return float(sigmas[n - int(round(fraction * n))])
 
 
 def _guided(model, schedule, cond, uncond):
@@ -122,7 +122,7 @@ def generate(model, labels: torch.Tensor, schedule, *, steps: int = 32, sampler:
     fn = SAMPLERS[sampler]
     out = []
     for chunk in labels.split(positive_int("batch", batch)):
-        x = sigmas[0].float() * torch.randn((len(chunk), *model.latent_shape), generator=gen)  # [n, c, h, w]
+        x = float(sigmas[0]) * torch.randn((len(chunk), *model.latent_shape), generator=gen, dtype=torch.float32)  # [n, c, h, w]
         null = torch.full_like(chunk, net.null_class)
         z = fn(lambda x, sigma, cond: net(x, sigma, cond), x, sigmas, schedule=schedule, cond=chunk,
                uncond=null, generator=gen, callback=callback)

@@ -15,6 +15,7 @@ import inspect
 import numpy as np
 import torch
 
+from cfglab._validate import CfglabInputError
 from cfglab.noise import t_from_sigma
 
 __all__ = ["latent_variances", "calibrated_schedule"]
@@ -51,7 +52,11 @@ def calibrated_schedule(model, data, *, w: float, sigma_max: float, w_neg: float
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     from cfglab.guidance.schedules import Constant
 
-    cal = calibrate(Constant(w), **kwargs)
+    try:
+        cal = calibrate(Constant(w), **kwargs)
+    except CfglabInputError as err:  # the theory finds no window for these statistics: report why
+        info["reason"] = f"calibrate: {err}"
+        return info
     info.update(available=True, schedule=str(cal.schedule), sigma_switch=_num(cal.sigma_switch),
                 mean_overlap=_num(getattr(cal, "mean_overlap", None)), var_ratio=_num(getattr(cal, "var_ratio", None)))
     info["schedule_object"] = cal.schedule

@@ -39,13 +39,13 @@ class StudyConfig:
     n_per_class: int = 50
     steps: int = 12
     sampler: str = "heun"
-    constant_w: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
+    constant_w: tuple[float, ...] = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
     interval_w: tuple[float, ...] = (2.0, 4.0)
     interval_lo: float = 0.28
     interval_hi: float = 5.42
-    window_w_pos: tuple[float, ...] = (1.0, 2.0, 4.0, 6.0)
+    window_w_pos: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     window_fractions: tuple[float, ...] = (0.3, 0.5)
-    window_extra: tuple[tuple[float, float], ...] = ((4.0, 0.4),)  # (w_pos, fraction) pairs
+    window_extra: tuple[tuple[float, float], ...] = ((1.0, 0.4), (2.0, 0.4))  # (w_pos, fraction) pairs
     calibrated_w: float = 2.0
     nearest_k: int = 5
 
@@ -55,21 +55,22 @@ class StudyConfig:
 
 STUDY_PRESETS: dict[str, StudyConfig] = {
     "full": StudyConfig(),
-    "quick": StudyConfig(n_per_class=20, steps=8, constant_w=(0.0, 1.0, 2.0, 4.0), interval_w=(2.0,),
-                         window_w_pos=(2.0, 4.0), window_fractions=(0.4,), window_extra=()),
+    "quick": StudyConfig(n_per_class=20, steps=8, constant_w=(0.0, 0.5, 1.0, 2.0), interval_w=(1.0,),
+                         window_w_pos=(1.0, 2.0), window_fractions=(0.4,), window_extra=()),
 }
 
 
 def study_schedules(cfg: StudyConfig, sigmas: torch.Tensor, calibrated: Schedule | None) -> list[dict]:
     """The study's schedules as ``dict(family, label, schedule)``; switch points follow the σ grid."""
-    rows = [dict(family="constant", label=f"constant w={w:g}", schedule=Constant(w)) for w in cfg.constant_w]
+    rows = [dict(family="constant", label=f"constant w={w:g}", schedule=Constant(w), w=float(w)) for w in cfg.constant_w]
     rows += [dict(family="interval", label=f"interval w={w:g}", schedule=Interval(w, cfg.interval_lo, cfg.interval_hi))
              for w in cfg.interval_w]
     pairs = [(w, f) for f in cfg.window_fractions for w in cfg.window_w_pos] + list(cfg.window_extra)
     for w_pos, frac in pairs:
         switch = sigma_at_fraction(sigmas, frac)
+        n_neg = int(round(frac * (len(sigmas) - 1)))
         rows.append(dict(family="negative_window", label=f"window w={w_pos:g}, last {frac:.0%} w=-1",
-                         schedule=NegativeWindow(w_pos, -1.0, switch), last_fraction=frac))
+                         schedule=NegativeWindow(w_pos, -1.0, switch), last_fraction=frac, negative_steps=n_neg))
     if calibrated is not None:
         rows.append(dict(family="calibrated", label="calibrated", schedule=calibrated))
     return rows
@@ -116,13 +117,15 @@ def compare_at_equal_separability(rows: list[dict], n_seeds: int,
                                   metrics: tuple[str, ...] = ("vendi", "within_class_var", "recall", "coverage", "fd")) -> list[dict]:
     """Metric of each non-constant schedule minus constant CFG's at the same separability.
 
-    For every seed, constant CFG's curve (metric against separability, sorted by separability)
-    is interpolated linearly at the schedule's separability of that seed; the paired
-    differences give mean ± std and the standard error over seeds.  ``in_range`` is False
-    when the separability lies outside the constant curve (the value is then extrapolated
-    to the nearest end and should not be trusted).
+    For every seed, constant CFG's curve is walked in increasing w and cut where its
+    separability first reaches the schedule's separability of that seed; the metric is
+    interpolated linearly on that segment (so where separability saturates, the comparison
+    is with the *smallest* constant w that reaches it — the most diverse constant CFG).
+    Paired differences over seeds give mean ± std and the standard error.  ``in_range`` is
+    False when some seed's separability lies outside the constant curve (the nearest end is
+    then used and the number should not be trusted).
     """
-    const = [r for r in rows if r["family"] == "constant"]
+    const = sorted((r for r in rows if r["family"] == "constant"), key=lambda r: r["w"])
     out = []
     for row in (r for r in rows if r["family"] != "constant"):
         entry = {"label": row["label"], "family": row["family"], "separability": row["mean"]["separability"]}
@@ -132,16 +135,27 @@ def compare_at_equal_separability(rows: list[dict], n_seeds: int,
             for s in range(n_seeds):
                 sep = np.array([c["seeds"][s]["separability"] for c in const])
                 val = np.array([c["seeds"][s][m] for c in const])
-                order = np.argsort(sep, kind="stable")
-                target = row["seeds"][s]["separability"]
-                in_range &= bool(sep.min() <= target <= sep.max())
-                diffs.append(row["seeds"][s][m] - float(np.interp(target, sep[order], val[order])))
+                matched, ok = _first_crossing(sep, val, row["seeds"][s]["separability"])
+                in_range &= ok
+                diffs.append(row["seeds"][s][m] - matched)
             diffs = np.array(diffs)
             sd = float(diffs.std(ddof=1)) if n_seeds > 1 else math.nan
             entry[f"delta_{m}"] = {"mean": float(diffs.mean()), "std": sd, "sem": sd / math.sqrt(n_seeds)}
         entry["in_range"] = in_range
         out.append(entry)
     return out
+
+
+def _first_crossing(sep: np.ndarray, val: np.ndarray, target: float) -> tuple[float, bool]:
+    """Value of ``val`` where the w-ordered curve ``sep`` first reaches ``target`` (linear interpolation)."""
+    if target <= sep[0]:
+        return float(val[0]), bool(target == sep[0])
+    for i in range(1, len(sep)):
+        if sep[i] >= target:
+            frac = (target - sep[i - 1]) / (sep[i] - sep[i - 1])
+            return float(val[i - 1] + frac * (val[i] - val[i - 1])), True
+    best = int(np.argmax(sep))  # never reached: the constant with the highest separability
+    return float(val[best]), False
 
 
 def _summary(per_seed: list[dict]) -> dict:

@@ -97,13 +97,13 @@ class LatentModel:
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] images in [−1, 1] -> normalised latents [N, c, h, w] (posterior means)."""
-        z = self.autoencoder.encode(images).latent_dist.mean
+        z = self.autoencoder.encode(images.float()).latent_dist.mean
         return (z - self.latent_mean.view(1, -1, 1, 1)) / self.latent_std.view(1, -1, 1, 1)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents [N, c, h, w] -> images [N, C, H, W] clamped to [−1, 1]."""
-        z = latents * self.latent_std.view(1, -1, 1, 1) + self.latent_mean.view(1, -1, 1, 1)
+        z = latents.float() * self.latent_std.view(1, -1, 1, 1) + self.latent_mean.view(1, -1, 1, 1)
         return self.autoencoder.decode(z).sample.clamp(-1, 1)
 
 
@@ -133,10 +133,10 @@ def train_model(cfg: LatentConfig, data: LatentData, *, progress: Progress | Non
     progress = progress or (lambda done, total: None)
     total = cfg.ae_steps + cfg.steps
     gen = torch.Generator().manual_seed(cfg.seed)
-    images = torch.from_numpy(data.train_images)  # [N, C, H, W]
+    images = torch.from_numpy(data.train_images).float()  # [N, C, H, W]
     labels = torch.from_numpy(data.train_labels)  # [N]
     with seeded_init(cfg.seed):
-        ae = build_autoencoder(cfg.arch, data.image_shape)
+        ae = build_autoencoder(cfg.arch, data.image_shape).float()
     _train_autoencoder(ae, images, cfg, gen, lambda i: progress(i, total))
     ae.eval().requires_grad_(False)
     with torch.no_grad():
@@ -144,7 +144,7 @@ def train_model(cfg: LatentConfig, data: LatentData, *, progress: Progress | Non
     mean, std = z.mean(dim=(0, 2, 3)), z.std(dim=(0, 2, 3))
     latents = (z - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     with seeded_init(cfg.seed + 1):
-        unet = build_unet(cfg.arch, tuple(latents.shape[1:]), data.n_classes)
+        unet = build_unet(cfg.arch, tuple(latents.shape[1:]), data.n_classes).float()
     denoiser = EDMDenoiser(unet, data.n_classes)
     ema = _train_denoiser(denoiser, latents, labels, cfg, gen, lambda i: progress(cfg.ae_steps + i, total))
     return LatentModel(cfg, data.data_hash, data.n_classes, data.image_shape, ae, ema, mean, std)
@@ -192,10 +192,10 @@ def _train_denoiser(denoiser: EDMDenoiser, latents, labels, cfg: LatentConfig, g
     denoiser.train()
     for i, idx in enumerate(_batches(len(latents), cfg.batch, cfg.steps, gen)):
         y, c = latents[idx], labels[idx].clone()  # [B, c, h, w], [B]
-        drop = torch.rand(len(idx), generator=gen) < cfg.p_uncond
+        drop = torch.rand(len(idx), generator=gen, dtype=torch.float32) < cfg.p_uncond
         c[drop] = denoiser.null_class
-        sigma = (cfg.p_mean + cfg.p_std * torch.randn(len(idx), generator=gen)).exp()  # [B]
-        noise = torch.randn(y.shape, generator=gen)
+        sigma = (cfg.p_mean + cfg.p_std * torch.randn(len(idx), generator=gen, dtype=y.dtype)).exp()  # [B]
+        noise = torch.randn(y.shape, generator=gen, dtype=y.dtype)
         weight = (sigma**2 + 1) / sigma**2  # λ(σ) with σ_d = 1
         d = denoiser(y + sigma.view(-1, 1, 1, 1) * noise, sigma, c)
         loss = (weight.view(-1, 1, 1, 1) * (d - y).square()).mean()
