@@ -23,6 +23,7 @@ COMMANDS = {
     "reproduce": "cfglab.cli.reproduce",
     "latent": "cfglab.cli.latent",
     "bench": "cfglab.cli.bench",
+    "schedules": "cfglab.cli.schedules",
 }
 
 

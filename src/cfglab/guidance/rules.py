@@ -1,0 +1,119 @@
+"""Guidance rules on exact scores: plain CFG, power-law CFG and APG (SPEC §6, related rules).
+
+Each rule wraps a model with ``score_pair(x, t) -> (s_c, s_u, log π_c)`` and exposes the
+mixtures' interface ``guided(x, t, w) -> GuidedScore``, so the lab's samplers and any
+schedule w(σ) work unchanged.  Convention: ``s_w = s_c + F`` with the CFG force
+``F = w (s_c − s_u)`` for plain CFG (w = 0 conditional, w = −1 unconditional).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from cfglab._validate import CfglabInputError, finite, nonnegative
+from cfglab.lab.ensembles import GuidedScore
+
+__all__ = ["CFG", "PowerLawCFG", "APG", "RULES"]
+
+
+@dataclass
+class CFG:
+    """Plain classifier-free guidance (Ho & Salimans 2022): ``F = w (s_c − s_u)``."""
+
+    model: object
+
+    def force(self, x: torch.Tensor, t: float, w: float, s_c: torch.Tensor, s_u: torch.Tensor) -> torch.Tensor:
+        return w * (s_c - s_u)  # [N, d]
+
+    def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
+        """Guided score at (x, t) with weight w, in the lab's :class:`GuidedScore` form."""
+        s_c, s_u, log_pi = self.model.score_pair(x, t)
+        f = self.force(x, t, w, s_c, s_u)
+        return GuidedScore(score=s_c + f, cfg_force=f, log_pi_target=log_pi)
+
+    def __getattr__(self, name):  # target_mean, sigma2, gamma, bayes_is_target ... of the model
+        if name == "model":
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+
+@dataclass
+class PowerLawCFG(CFG):
+    """Power-law (non-linear) CFG (Pavasovic, Verbeek, Biroli, Mézard 2025, arXiv 2502.07849).
+
+    ``F = w ‖Δ‖_rms^γ Δ`` with ``Δ = s_c − s_u`` and ``‖Δ‖_rms = ‖Δ‖/√d`` per sample, so that
+    the exponent acts on a d-independent magnitude; γ = 0 is plain CFG.  With γ < 0 the force
+    is boosted where Δ is small and damped where it is large (the paper's power-law family
+    ``ω ‖Δ‖^α Δ``, here with the norm per coordinate — our reading of their §5).
+    """
+
+    gamma: float = -0.5
+    eps: float = 1e-12
+
+    def __post_init__(self):
+        self.gamma = finite("gamma", self.gamma)
+
+    def force(self, x, t, w, s_c, s_u):
+        delta = s_c - s_u  # [N, d]
+        rms = delta.norm(dim=1, keepdim=True) / math.sqrt(delta.shape[1])  # [N, 1]
+        return w * rms.clamp_min(self.eps) ** self.gamma * delta
+
+
+@dataclass
+class APG(CFG):
+    """Adaptive projected guidance (Sadat, Hilliges, Weber 2024, arXiv 2410.02416).
+
+    APG acts on denoised predictions.  For the OU process ``D = e^{t}(x + Δ_t s)`` (Tweedie),
+    so ``D_c − D_u = e^{t} Δ_t (s_c − s_u)``.  Per sample: momentum
+    ``u ← Δ + β u_prev`` (β < 0 in the paper), rescaling ``u ← u · min(1, r√d/‖u‖)``, split
+    into ``u_∥`` along ``D_c`` and ``u_⊥``, and ``D_w = D_c + w (u_⊥ + η u_∥)`` (w = G − 1).
+    Mapped back to scores, ``F = w e^{-t}(u_⊥ + η u_∥)/Δ_t``; with β = 0, r = ∞, η = 1 this is
+    plain CFG.  ``r`` is a per-coordinate (RMS) threshold, hence the √d.
+
+    Momentum in a stateless sampler: the lab's samplers call ``guided`` once per step
+    (Euler–Maruyama) or twice (Heun, both stages count), in decreasing t.  The wrapper keeps
+    the running average between calls and resets it when t increases (a new run), as
+    ComfyUI's node does; ``reset()`` clears it explicitly.
+    """
+
+    eta: float = 0.0
+    momentum: float = -0.5
+    threshold: float = math.inf
+    _buffer: torch.Tensor | None = field(default=None, repr=False)
+    _last_t: float = field(default=math.inf, repr=False)
+
+    def __post_init__(self):
+        self.eta = finite("eta", self.eta)
+        self.momentum = finite("momentum", self.momentum)
+        if math.isnan(float(self.threshold)):
+            raise CfglabInputError("threshold must be a number, got nan")
+        self.threshold = float("inf") if math.isinf(float(self.threshold)) else nonnegative("threshold",
+                                                                                             self.threshold)
+
+    def reset(self) -> None:
+        """Forget the momentum buffer (start of a new sampling run)."""
+        self._buffer, self._last_t = None, math.inf
+
+    def force(self, x, t, w, s_c, s_u):
+        if t > self._last_t or (self._buffer is not None and self._buffer.shape != x.shape):
+            self.reset()
+        self._last_t = t
+        decay, var = math.exp(-t), 1 - math.exp(-2 * t)
+        scale = var / decay  # D_c − D_u = scale (s_c − s_u)
+        u = scale * (s_c - s_u)  # [N, d]
+        if self._buffer is not None and self.momentum != 0:
+            u = u + self.momentum * self._buffer
+        self._buffer = u
+        if math.isfinite(self.threshold):
+            norm = u.norm(dim=1, keepdim=True).clamp_min(1e-300)  # [N, 1]
+            u = u * torch.clamp(self.threshold * math.sqrt(u.shape[1]) / norm, max=1.0)
+        d_c = (x + var * s_c) / decay  # [N, d] conditional denoised prediction
+        unit = d_c / d_c.norm(dim=1, keepdim=True).clamp_min(1e-300)
+        par = (u * unit).sum(dim=1, keepdim=True) * unit
+        return w * (u - par + self.eta * par) / scale if var > 0 else w * (s_c - s_u)
+
+
+RULES = {"cfg": CFG, "power_law": PowerLawCFG, "apg": APG}
