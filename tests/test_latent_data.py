@@ -21,7 +21,9 @@ def test_digits_split_is_stratified_complete_and_scaled():
     assert d.train_images.min() >= -1 and d.train_images.max() <= 1
     # pixels are the sklearn pixels mapped 0..16 -> -1..1: the multiset of images is preserved
     all_imgs = np.concatenate([d.train_images, d.test_images])[:, 0]
-    assert np.allclose(np.sort(((all_imgs + 1) * 8).ravel()), np.sort(ref.images.ravel()), atol=1e-5)
+    assert np.allclose(
+        np.sort(((all_imgs + 1) * 8).ravel()), np.sort(ref.images.ravel()), atol=1e-5
+    )
 
 
 def test_hash_depends_on_split_and_is_stable():
@@ -40,14 +42,18 @@ def test_npz_and_folder_round_trip(tmp_path):
     np.savez(tmp_path / "d.npz", images=images, labels=labels)
     d = load_data(str(tmp_path / "d.npz"), test_fraction=0.25)
     assert d.class_names == ("cat", "dog") and d.image_shape == (1, 6, 6)
-    assert len(d.test_labels) == 10 and np.isclose(d.train_images.max(), images.max() / 255 * 2 - 1, atol=1e-6)
+    assert len(d.test_labels) == 10 and np.isclose(
+        d.train_images.max(), images.max() / 255 * 2 - 1, atol=1e-6
+    )
     for name, img, lab in zip(range(40), images, labels):
         (tmp_path / "folder" / lab).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(tmp_path / "folder" / lab / f"{name}.png")
     f = load_data(str(tmp_path / "folder"), test_fraction=0.25)
     assert f.class_names == ("cat", "dog")
-    every = lambda x: np.sort(np.concatenate([x.train_images, x.test_images]).ravel())  # noqa: E731
-    assert np.allclose(every(f), every(d))  # file order differs from the .npz order, the pixels do not
+    every = lambda x: np.sort(np.concatenate([x.train_images, x.test_images]).ravel())
+    assert np.allclose(
+        every(f), every(d)
+    )  # file order differs from the .npz order, the pixels do not
 
 
 @pytest.mark.parametrize("source", ["nope", "missing.npz"])

@@ -7,13 +7,19 @@ import pytest
 import torch
 
 from cfglab.latent.model import ArchConfig, EDMDenoiser
-from cfglab.latent.sample import karras_sigmas, sample_euler, sample_euler_ancestral, sample_heun, sigma_at_fraction
+from cfglab.latent.sample import (
+    karras_sigmas,
+    sample_euler,
+    sample_euler_ancestral,
+    sample_heun,
+    sigma_at_fraction,
+)
 
 S2 = 0.5  # data variance of the Gaussian test class
 
 
 def gaussian_denoiser(means):
-    """Exact denoiser of N(μ_c, S2 I): D(x; σ) = (S2 x + σ² μ_c)/(S2 + σ²); ``cond`` indexes ``means``."""
+    """Exact denoiser of N(μ_c, S2 I): D(x; σ) = (S2 x + σ² μ_c)/(S2 + σ²); cond indexes means."""
     calls = []
 
     def model(x, sigma, cond):
@@ -26,7 +32,7 @@ def gaussian_denoiser(means):
 
 
 def exact_flow(x_start, mu, sigma_start, sigma_end):
-    """Probability-flow ODE solution for N(μ, S2 I): x − μ scales by sqrt((S2 + σ²)/(S2 + σ_start²))."""
+    """Probability-flow ODE for N(μ, S2 I): x − μ scales by sqrt((S2 + σ²)/(S2 + σ_start²))."""
     return mu + (x_start - mu) * math.sqrt((S2 + sigma_end**2) / (S2 + sigma_start**2))
 
 
@@ -56,7 +62,9 @@ def test_convergence_order_on_gaussian_flow(sampler, order):
 
 
 def test_heun_reaches_data_law_and_guidance_composition():
-    means = torch.tensor([[2.0, 0.0], [0.0, 0.0]], dtype=torch.float64)  # class 0, "unconditional" 1
+    means = torch.tensor(
+        [[2.0, 0.0], [0.0, 0.0]], dtype=torch.float64
+    )  # class 0, "unconditional" 1
     model, calls = gaussian_denoiser(means)
     gen = torch.Generator().manual_seed(0)
     n, sig = 4000, karras_sigmas(40, 0.002, 80.0)
@@ -71,7 +79,9 @@ def test_heun_reaches_data_law_and_guidance_composition():
     # and, being linear in x with the same slope, the same variance S2 at σ → 0
     calls.clear()
     guided = sample_heun(model, x.clone(), sig, schedule="constant:w=1", cond=cond, uncond=uncond)
-    assert torch.allclose(guided.mean(0), torch.tensor([4.0, 0.0], dtype=torch.float64), atol=4 * se)
+    assert torch.allclose(
+        guided.mean(0), torch.tensor([4.0, 0.0], dtype=torch.float64), atol=4 * se
+    )
     assert max(calls) == 2 * n
 
 

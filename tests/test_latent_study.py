@@ -11,8 +11,13 @@ from cfglab.latent.study import STUDY_PRESETS, compare_at_equal_separability, st
 
 
 def _row(family, seeds, w=None):
-    return {"family": family, "label": f"{family} {w}", "w": w, "seeds": seeds,
-            "mean": {k: float(np.mean([s[k] for s in seeds])) for k in seeds[0]}}
+    return {
+        "family": family,
+        "label": f"{family} {w}",
+        "w": w,
+        "seeds": seeds,
+        "mean": {k: float(np.mean([s[k] for s in seeds])) for k in seeds[0]},
+    }
 
 
 def test_schedules_switch_for_the_last_fraction_of_steps():
@@ -31,12 +36,17 @@ def test_schedules_switch_for_the_last_fraction_of_steps():
 
 def test_comparison_interpolates_first_crossing_per_seed():
     # constant curve per seed: separability 0.5, 0.7, 0.9, 0.9 at w = 0, 1, 2, 3; vendi 5, 4, 3, 1
-    const = [_row("constant", [{"separability": s + d, "vendi": v + d} for d in (0.0, 0.01)], w)
-             for w, s, v in [(0, 0.5, 5.0), (1, 0.7, 4.0), (2, 0.9, 3.0), (3, 0.9, 1.0)]]
-    win = _row("negative_window", [{"separability": 0.8 + d, "vendi": 4.0 + 2 * d} for d in (0.0, 0.01)])
+    const = [
+        _row("constant", [{"separability": s + d, "vendi": v + d} for d in (0.0, 0.01)], w)
+        for w, s, v in [(0, 0.5, 5.0), (1, 0.7, 4.0), (2, 0.9, 3.0), (3, 0.9, 1.0)]
+    ]
+    win = _row(
+        "negative_window", [{"separability": 0.8 + d, "vendi": 4.0 + 2 * d} for d in (0.0, 0.01)]
+    )
     sat = _row("interval", [{"separability": 0.9 + d, "vendi": 3.0 + d} for d in (0.0, 0.01)])
     out = compare_at_equal_separability(const + [win, sat], 2, metrics=("vendi",))
-    # seed 0: constant at sep 0.8 is halfway between w=1 and w=2 -> 3.5, Δ = 0.5; seed 1: 3.51 -> Δ = 0.51
+    # seed 0: constant at sep 0.8 is halfway between w=1 and w=2 -> 3.5, Δ = 0.5;
+    # seed 1: 3.51 -> Δ = 0.51
     assert out[0]["delta_vendi"]["mean"] == pytest.approx(0.505)
     assert out[0]["delta_vendi"]["std"] == pytest.approx(np.std([0.5, 0.51], ddof=1))
     assert out[0]["in_range"]
@@ -50,13 +60,15 @@ def test_quick_study_end_to_end_on_tiny_model(tmp_path, monkeypatch):
     monkeypatch.setenv("CFGLAB_CACHE", str(tmp_path / "cache"))
     import dataclasses
 
-    import cfglab.latent.study as study
+    from cfglab.latent import study
 
     tiny = dataclasses.replace(study.STUDY_PRESETS["quick"], steps=2)
     monkeypatch.setitem(study.STUDY_PRESETS, "quick", tiny)
     res = latent_study(profile="tiny", preset="quick", out=tmp_path / "out", seeds=3, n_per_class=7)
     saved = json.loads((tmp_path / "out" / "study.json").read_text())
-    assert (tmp_path / "out" / "pareto.png").stat().st_size > 0 and (tmp_path / "out" / "table.md").exists()
+    assert (tmp_path / "out" / "pareto.png").stat().st_size > 0 and (
+        tmp_path / "out" / "table.md"
+    ).exists()
     assert len(saved["files"]["grids"]) == len(saved["rows"])
     assert saved["reference"]["mean"]["separability"] > 0.9
     for row in saved["rows"]:

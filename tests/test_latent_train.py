@@ -1,4 +1,4 @@
-"""Tiny-profile training: determinism on CPU, checkpoint cache, corrupt / mismatched checkpoints, CLI."""
+"""Tiny-profile training: determinism on CPU, checkpoint cache, corrupt checkpoints, CLI."""
 
 import dataclasses
 import json
@@ -38,8 +38,10 @@ def cached(tmp_path_factory, data):
 
 
 def _state(model):
-    return {**{f"ae.{k}": v for k, v in model.autoencoder.state_dict().items()},
-            **{f"d.{k}": v for k, v in model.denoiser.state_dict().items()}}
+    return {
+        **{f"ae.{k}": v for k, v in model.autoencoder.state_dict().items()},
+        **{f"d.{k}": v for k, v in model.denoiser.state_dict().items()},
+    }
 
 
 def test_training_and_sampling_are_deterministic(cached, data):
@@ -51,13 +53,17 @@ def test_training_and_sampling_are_deterministic(cached, data):
     labels = torch.arange(10).repeat_interleave(3)
     x1 = generate(model, labels, "constant:w=2", steps=4, seed=5)
     x2 = generate(again, labels, "constant:w=2", steps=4, seed=5)
-    assert torch.equal(x1, x2) and not torch.equal(x1, generate(model, labels, "constant:w=2", steps=4, seed=6))
+    assert torch.equal(x1, x2) and not torch.equal(
+        x1, generate(model, labels, "constant:w=2", steps=4, seed=6)
+    )
 
     def init(seed):
         with seeded_init(seed):
             return build_unet(TINY.arch, (2, 4, 4), 10).conv_in.weight
 
-    assert torch.equal(init(0), init(0)) and not torch.equal(init(0), init(1))  # the seed is used, scoped
+    assert torch.equal(init(0), init(0)) and not torch.equal(
+        init(0), init(1)
+    )  # the seed is used, scoped
 
 
 def test_checkpoint_is_reused_and_round_trips(cached, data, monkeypatch):
@@ -85,7 +91,9 @@ def test_corrupt_and_mismatched_checkpoints_raise(cached, data, tmp_path):
     (bad / "denoiser.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CfglabInputError, match="denoiser.safetensors"):
         load_or_train(TINY, data, checkpoint=bad)
-    assert (bad / "denoiser.safetensors").read_bytes() == b"not a safetensors file"  # never overwritten
+    assert (
+        bad / "denoiser.safetensors"
+    ).read_bytes() == b"not a safetensors file"  # never overwritten
     with pytest.raises(CfglabInputError, match="different config"):
         load_model(_copy(folder, tmp_path / "cfg"), expect=dataclasses.replace(TINY, seed=3))
     with pytest.raises(CfglabInputError, match="different data"):
@@ -104,8 +112,23 @@ def test_cli_corrupt_checkpoint_exits_2_with_one_line(cached, tmp_path):
     _, _, folder = cached
     bad = _copy(folder, tmp_path / "bad")
     (bad / "autoencoder.safetensors").write_bytes(b"\x00" * 10)
-    proc = subprocess.run([sys.executable, "-m", "cfglab", "latent", "evaluate", "--profile", "tiny",
-                           "--checkpoint", str(bad), "--json"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cfglab",
+            "latent",
+            "evaluate",
+            "--profile",
+            "tiny",
+            "--checkpoint",
+            str(bad),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "autoencoder.safetensors" in lines[0]
@@ -114,11 +137,38 @@ def test_cli_corrupt_checkpoint_exits_2_with_one_line(cached, tmp_path):
 def test_cli_evaluate_json_keys(cached, tmp_path):
     root, _, _ = cached
     env = {**__import__("os").environ, "CFGLAB_CACHE": str(root)}
-    proc = subprocess.run([sys.executable, "-m", "cfglab", "latent", "evaluate", "--profile", "tiny", "--schedule",
-                           "constant:w=1", "--n-per-class", "7", "--steps", "3", "--json"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cfglab",
+            "latent",
+            "evaluate",
+            "--profile",
+            "tiny",
+            "--schedule",
+            "constant:w=1",
+            "--n-per-class",
+            "7",
+            "--steps",
+            "3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    for key in ("separability", "vendi", "within_class_var", "precision", "recall", "coverage", "fd"):
+    for key in (
+        "separability",
+        "vendi",
+        "within_class_var",
+        "precision",
+        "recall",
+        "coverage",
+        "fd",
+    ):
         assert np.isfinite(out[key]) and np.isfinite(out["reference"][key])
     assert out["n"] == 70 and out["schedule"] == "constant:w=1"

@@ -8,27 +8,47 @@ from cfglab.cli._common import add_json_flag, emit, integer, progress_bar
 
 
 def register(sub) -> None:
-    p = sub.add_parser("latent", help="class-conditional latent diffusion on real data; guidance study")
+    p = sub.add_parser(
+        "latent", help="class-conditional latent diffusion on real data; guidance study"
+    )
     verbs = p.add_subparsers(dest="latent_command", required=True, parser_class=type(p))
     _train(verbs.add_parser("train", help="train (or reuse) the cached model"))
     _sample(verbs.add_parser("sample", help="generate images under a guidance schedule"))
-    _evaluate(verbs.add_parser("evaluate", help="score samples of a schedule with the independent evaluator"))
+    _evaluate(
+        verbs.add_parser(
+            "evaluate", help="score samples of a schedule with the independent evaluator"
+        )
+    )
     _study(verbs.add_parser("study", help="the schedule study: table, Pareto plot, grids, JSON"))
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default", help="training profile: default or tiny")
-    p.add_argument("--data", default="digits", help="'digits' (embedded), a .npz (images, labels) or a class-per-folder directory")
+    p.add_argument(
+        "--data",
+        default="digits",
+        help="'digits' (embedded), a .npz (images, labels) or a class-per-folder directory",
+    )
     p.add_argument("--seed", type=integer, default=0, help="training seed")
-    p.add_argument("--checkpoint", metavar="DIR", help="checkpoint folder (default: the cache, $CFGLAB_CACHE or ~/.cache/cfglab)")
-    p.add_argument("--threads", type=integer, default=1, help="CPU threads for torch/BLAS (default 1)")
+    p.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="checkpoint folder (default: the cache, $CFGLAB_CACHE or ~/.cache/cfglab)",
+    )
+    p.add_argument(
+        "--threads", type=integer, default=1, help="CPU threads for torch/BLAS (default 1)"
+    )
     add_json_flag(p)
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--schedule", default="constant:w=0", help="guidance schedule w(σ), e.g. constant:w=2")
+    p.add_argument(
+        "--schedule", default="constant:w=0", help="guidance schedule w(σ), e.g. constant:w=2"
+    )
     p.add_argument("--n-per-class", type=integer, default=50)
-    p.add_argument("--steps", type=integer, default=12, help="sampler steps on the Karras ρ=7 σ grid")
+    p.add_argument(
+        "--steps", type=integer, default=12, help="sampler steps on the Karras ρ=7 σ grid"
+    )
     p.add_argument("--sampler", choices=["heun", "euler", "euler_ancestral"], default="heun")
     p.add_argument("--sample-seed", type=integer, default=0)
 
@@ -41,7 +61,12 @@ def _train(p) -> None:
 def _sample(p) -> None:
     _model_args(p)
     _sampling_args(p)
-    p.add_argument("--out", required=True, metavar="FILE", help="output .npz (images, labels); a .png grid is written beside it")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="output .npz (images, labels); a .png grid is written beside it",
+    )
     p.set_defaults(func=run_sample)
 
 
@@ -55,9 +80,16 @@ def _study(p) -> None:
     p.add_argument("--profile", default="default", help="training profile: default or tiny")
     p.add_argument("--data", default="digits")
     p.add_argument("--checkpoint", metavar="DIR")
-    p.add_argument("--preset", choices=["full", "quick"], default="full", help="study grid and budget")
+    p.add_argument(
+        "--preset", choices=["full", "quick"], default="full", help="study grid and budget"
+    )
     p.add_argument("--seeds", type=integer, default=3)
-    p.add_argument("--n-per-class", type=integer, default=None, help="samples per class per schedule (preset default)")
+    p.add_argument(
+        "--n-per-class",
+        type=integer,
+        default=None,
+        help="samples per class per schedule (preset default)",
+    )
     p.add_argument("--out", default="latent-study", metavar="DIR")
     p.add_argument("--threads", type=integer, default=1)
     add_json_flag(p)
@@ -68,8 +100,11 @@ def _prepare(args, desc: str):
     from cfglab.latent.pipeline import prepare, resolve_config
 
     with progress_bar(desc, enabled=not args.json) as update:
-        return prepare(resolve_config(args.profile, data=args.data, seed=args.seed), checkpoint=args.checkpoint,
-                       progress=update)
+        return prepare(
+            resolve_config(args.profile, data=args.data, seed=args.seed),
+            checkpoint=args.checkpoint,
+            progress=update,
+        )
 
 
 def run_train(args) -> int:
@@ -77,10 +112,21 @@ def run_train(args) -> int:
 
     with cpu_threads(args.threads):
         prep = _prepare(args, "training latent model")
-    emit({"checkpoint": str(prep.checkpoint), "trained": prep.trained, "seconds": prep.train_seconds,
-          "data_hash": prep.data.data_hash, "n_train": len(prep.data.train_labels), "n_heldout": len(prep.data.test_labels),
-          "latent_shape": list(prep.model.latent_shape), "evaluator_heldout_accuracy": prep.evaluator.heldout_accuracy,
-          "config": prep.model.config.to_dict()}, args.json, title="cfglab latent train")
+    emit(
+        {
+            "checkpoint": str(prep.checkpoint),
+            "trained": prep.trained,
+            "seconds": prep.train_seconds,
+            "data_hash": prep.data.data_hash,
+            "n_train": len(prep.data.train_labels),
+            "n_heldout": len(prep.data.test_labels),
+            "latent_shape": list(prep.model.latent_shape),
+            "evaluator_heldout_accuracy": prep.evaluator.heldout_accuracy,
+            "config": prep.model.config.to_dict(),
+        },
+        args.json,
+        title="cfglab latent train",
+    )
     return 0
 
 
@@ -95,14 +141,29 @@ def run_sample(args) -> int:
     with cpu_threads(args.threads):
         prep = _prepare(args, "loading latent model")
         labels = torch.arange(prep.data.n_classes).repeat_interleave(args.n_per_class)
-        images = generate(prep.model, labels, args.schedule, steps=args.steps, sampler=args.sampler,
-                          seed=args.sample_seed).numpy()
+        images = generate(
+            prep.model,
+            labels,
+            args.schedule,
+            steps=args.steps,
+            sampler=args.sampler,
+            seed=args.sample_seed,
+        ).numpy()
     path = _write_npz(args.out, images, labels.numpy())
     grid = np.round((images[:, 0] + 1) * 127.5).clip(0, 255).astype(np.uint8)
     png = path.with_suffix(".png")
     sample_grid(grid.reshape(prep.data.n_classes, args.n_per_class, *grid.shape[1:]), png)
-    emit({"out": str(path), "grid": str(png), "n": len(labels), "schedule": args.schedule,
-          "checkpoint": str(prep.checkpoint)}, args.json, title="cfglab latent sample")
+    emit(
+        {
+            "out": str(path),
+            "grid": str(png),
+            "n": len(labels),
+            "schedule": args.schedule,
+            "checkpoint": str(prep.checkpoint),
+        },
+        args.json,
+        title="cfglab latent sample",
+    )
     return 0
 
 
@@ -112,8 +173,14 @@ def run_evaluate(args) -> int:
 
     with cpu_threads(args.threads):
         prep = _prepare(args, "loading latent model")
-        result = evaluate_schedule(prep, args.schedule, n_per_class=args.n_per_class, steps=args.steps,
-                                   sampler=args.sampler, seed=args.sample_seed)
+        result = evaluate_schedule(
+            prep,
+            args.schedule,
+            n_per_class=args.n_per_class,
+            steps=args.steps,
+            sampler=args.sampler,
+            seed=args.sample_seed,
+        )
     if not args.json:
         ref = result.pop("reference")
         result.update({f"reference_{k}": v for k, v in ref.items()})
@@ -125,9 +192,18 @@ def run_study(args) -> int:
     from cfglab.latent.pipeline import latent_study
 
     with progress_bar("latent study", enabled=not args.json) as update:
-        result = latent_study(profile=args.profile, preset=args.preset, data=args.data, out=args.out, seeds=args.seeds,
-                              n_per_class=args.n_per_class, checkpoint=args.checkpoint, threads=args.threads,
-                              progress=update, train_progress=update)
+        result = latent_study(
+            profile=args.profile,
+            preset=args.preset,
+            data=args.data,
+            out=args.out,
+            seeds=args.seeds,
+            n_per_class=args.n_per_class,
+            checkpoint=args.checkpoint,
+            threads=args.threads,
+            progress=update,
+            train_progress=update,
+        )
     if args.json:
         emit(result, True)
         return 0

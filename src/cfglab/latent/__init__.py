@@ -11,7 +11,13 @@ cfglab schedule), ``evaluate`` (independent classifier, separability / diversity
 from cfglab.latent.checkpoint import load_model, load_or_train, save_model
 from cfglab.latent.data import LatentData, load_data
 from cfglab.latent.evaluate import Evaluator, reference_row, score_images, train_evaluator
-from cfglab.latent.pipeline import Prepared, evaluate_schedule, latent_study, prepare, resolve_config
+from cfglab.latent.pipeline import (
+    Prepared,
+    evaluate_schedule,
+    latent_study,
+    prepare,
+    resolve_config,
+)
 from cfglab.latent.sample import (
     SAMPLERS,
     generate,
@@ -25,9 +31,32 @@ from cfglab.latent.study import STUDY_PRESETS, StudyConfig, run_study
 from cfglab.latent.train import PROFILES, LatentConfig, LatentModel, train_model
 
 __all__ = [
-    "LatentData", "load_data", "LatentConfig", "LatentModel", "PROFILES", "train_model",
-    "save_model", "load_model", "load_or_train", "Evaluator", "train_evaluator", "score_images",
-    "reference_row", "SAMPLERS", "generate", "karras_sigmas", "sample_euler", "sample_heun",
-    "sample_euler_ancestral", "sigma_at_fraction", "StudyConfig", "STUDY_PRESETS", "run_study",
-    "Prepared", "prepare", "evaluate_schedule", "latent_study", "resolve_config",
+    "PROFILES",
+    "SAMPLERS",
+    "STUDY_PRESETS",
+    "Evaluator",
+    "LatentConfig",
+    "LatentData",
+    "LatentModel",
+    "Prepared",
+    "StudyConfig",
+    "evaluate_schedule",
+    "generate",
+    "karras_sigmas",
+    "latent_study",
+    "load_data",
+    "load_model",
+    "load_or_train",
+    "prepare",
+    "reference_row",
+    "resolve_config",
+    "run_study",
+    "sample_euler",
+    "sample_euler_ancestral",
+    "sample_heun",
+    "save_model",
+    "score_images",
+    "sigma_at_fraction",
+    "train_evaluator",
+    "train_model",
 ]

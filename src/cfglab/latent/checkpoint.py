@@ -24,7 +24,7 @@ from cfglab.latent.data import LatentData
 from cfglab.latent.model import EDMDenoiser, build_autoencoder, build_unet
 from cfglab.latent.train import LatentConfig, LatentModel, Progress, train_model
 
-__all__ = ["cache_dir", "checkpoint_dir", "save_model", "load_model", "load_or_train"]
+__all__ = ["cache_dir", "checkpoint_dir", "load_model", "load_or_train", "save_model"]
 
 _FILES = ("config.json", "autoencoder.safetensors", "denoiser.safetensors")
 _FORMAT = 1
@@ -59,32 +59,56 @@ def save_model(model: LatentModel, folder: str | os.PathLike) -> Path:
     return folder
 
 
-def load_model(folder: str | os.PathLike, *, expect: LatentConfig | None = None,
-               data_hash: str | None = None) -> LatentModel:
+def load_model(
+    folder: str | os.PathLike, *, expect: LatentConfig | None = None, data_hash: str | None = None
+) -> LatentModel:
     """Load a checkpoint folder; check its config and data hash against ``expect``/``data_hash``."""
     folder = Path(folder)
     missing = [f for f in _FILES if not (folder / f).is_file()]
     if missing:
-        raise CfglabInputError(f"checkpoint {str(folder / missing[0])!r} is missing (incomplete checkpoint)")
+        raise CfglabInputError(
+            f"checkpoint {str(folder / missing[0])!r} is missing (incomplete checkpoint)"
+        )
     meta = _read_meta(folder / "config.json")
     cfg = meta["config"]
     if expect is not None and cfg.key() != expect.key():
-        raise CfglabInputError(f"checkpoint {str(folder / 'config.json')!r} was trained with a different config")
+        raise CfglabInputError(
+            f"checkpoint {str(folder / 'config.json')!r} was trained with a different config"
+        )
     if data_hash is not None and meta["data_hash"] != data_hash:
-        raise CfglabInputError(f"checkpoint {str(folder / 'config.json')!r} was trained on different data (hash mismatch)")
+        raise CfglabInputError(
+            f"checkpoint {str(folder / 'config.json')!r} was trained on different data"
+            " (hash mismatch)"
+        )
     shape = tuple(meta["image_shape"])
     ae = build_autoencoder(cfg.arch, shape).float()
-    denoiser = EDMDenoiser(build_unet(cfg.arch, (cfg.arch.latent_channels, shape[1] // 2, shape[2] // 2),
-                                      meta["n_classes"]), meta["n_classes"]).float()
+    denoiser = EDMDenoiser(
+        build_unet(
+            cfg.arch, (cfg.arch.latent_channels, shape[1] // 2, shape[2] // 2), meta["n_classes"]
+        ),
+        meta["n_classes"],
+    ).float()
     _load_weights(ae, folder / "autoencoder.safetensors")
     _load_weights(denoiser, folder / "denoiser.safetensors")
-    return LatentModel(cfg, meta["data_hash"], meta["n_classes"], shape, ae.eval().requires_grad_(False),
-                       denoiser.eval().requires_grad_(False), torch.tensor(meta["latent_mean"], dtype=torch.float32),
-                       torch.tensor(meta["latent_std"], dtype=torch.float32))
+    return LatentModel(
+        cfg,
+        meta["data_hash"],
+        meta["n_classes"],
+        shape,
+        ae.eval().requires_grad_(False),
+        denoiser.eval().requires_grad_(False),
+        torch.tensor(meta["latent_mean"], dtype=torch.float32),
+        torch.tensor(meta["latent_std"], dtype=torch.float32),
+    )
 
 
-def load_or_train(cfg: LatentConfig, data: LatentData, *, checkpoint: str | os.PathLike | None = None,
-                  progress: Progress | None = None) -> tuple[LatentModel, Path, bool]:
+def load_or_train(
+    cfg: LatentConfig,
+    data: LatentData,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> tuple[LatentModel, Path, bool]:
     """Reuse the checkpoint for (``cfg``, ``data``) or train and save it.
 
     Returns ``(model, folder, trained)``.  ``checkpoint`` overrides the cache folder; a folder
@@ -100,9 +124,15 @@ def load_or_train(cfg: LatentConfig, data: LatentData, *, checkpoint: str | os.P
 
 
 def _meta(model: LatentModel) -> dict:
-    return {"format": _FORMAT, "config": model.config.to_dict(), "data_hash": model.data_hash,
-            "n_classes": model.n_classes, "image_shape": list(model.image_shape),
-            "latent_mean": model.latent_mean.tolist(), "latent_std": model.latent_std.tolist()}
+    return {
+        "format": _FORMAT,
+        "config": model.config.to_dict(),
+        "data_hash": model.data_hash,
+        "n_classes": model.n_classes,
+        "image_shape": list(model.image_shape),
+        "latent_mean": model.latent_mean.tolist(),
+        "latent_std": model.latent_std.tolist(),
+    }
 
 
 def _read_meta(path: Path) -> dict:
@@ -112,9 +142,11 @@ def _read_meta(path: Path) -> dict:
             raise KeyError("format")
         meta["config"] = LatentConfig.from_dict(meta["config"])
         for key in ("data_hash", "n_classes", "image_shape", "latent_mean", "latent_std"):
-            meta[key]  # noqa: B018 - presence check
+            meta[key]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise CfglabInputError(f"checkpoint config {str(path)!r} is corrupt or not a cfglab latent checkpoint") from None
+        raise CfglabInputError(
+            f"checkpoint config {str(path)!r} is corrupt or not a cfglab latent checkpoint"
+        ) from None
     return meta
 
 
@@ -125,7 +157,9 @@ def _load_weights(module: torch.nn.Module, path: Path) -> None:
     try:
         module.load_state_dict(load_file(path))
     except (SafetensorError, OSError, RuntimeError, ValueError):
-        raise CfglabInputError(f"checkpoint weights {str(path)!r} are corrupt or do not match the config") from None
+        raise CfglabInputError(
+            f"checkpoint weights {str(path)!r} are corrupt or do not match the config"
+        ) from None
 
 
 def _contiguous(state: dict) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 
 from cfglab._validate import CfglabInputError
 
-__all__ = ["LatentData", "load_data", "DEFAULT_DATA"]
+__all__ = ["DEFAULT_DATA", "LatentData", "load_data"]
 
 DEFAULT_DATA = "digits"
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm"}
@@ -54,8 +54,10 @@ class LatentData:
         return tuple(self.train_images.shape[1:])  # (C, H, W)
 
 
-def load_data(source: str = DEFAULT_DATA, *, test_fraction: float = 0.3, split_seed: int = 0) -> LatentData:
-    """Load ``source`` (``"digits"``, an ``.npz`` file or a class-per-folder directory) and split it.
+def load_data(
+    source: str = DEFAULT_DATA, *, test_fraction: float = 0.3, split_seed: int = 0
+) -> LatentData:
+    """Load ``source`` (``"digits"``, an ``.npz`` or a class-per-folder directory) and split it.
 
     Parameters
     ----------
@@ -69,7 +71,9 @@ def load_data(source: str = DEFAULT_DATA, *, test_fraction: float = 0.3, split_s
     images = _to_unit_range(images)
     train, test = _stratified_split(labels, test_fraction, split_seed)
     digest = _hash(images, labels, train, test)
-    return LatentData(images[train], labels[train], images[test], labels[test], names, str(source), digest)
+    return LatentData(
+        images[train], labels[train], images[test], labels[test], names, str(source), digest
+    )
 
 
 def _read(source: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -77,13 +81,19 @@ def _read(source: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         from sklearn.datasets import load_digits
 
         d = load_digits()
-        return d.images.astype(np.float32) / 16.0, d.target.astype(np.int64), tuple(map(str, d.target_names))
+        return (
+            d.images.astype(np.float32) / 16.0,
+            d.target.astype(np.int64),
+            tuple(map(str, d.target_names)),
+        )
     path = Path(source)
     if path.is_dir():
         return _read_folder(path)
     if path.suffix == ".npz" and path.is_file():
         return _read_npz(path)
-    raise CfglabInputError(f"data source {source!r} is neither 'digits', an existing .npz file nor a folder")
+    raise CfglabInputError(
+        f"data source {source!r} is neither 'digits', an existing .npz file nor a folder"
+    )
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -96,7 +106,9 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         raise CfglabInputError(f"cannot read {str(path)!r}: {err}") from None
     if images.ndim not in (3, 4) or labels.ndim != 1 or len(images) != len(labels):
         raise CfglabInputError(
-            f"{str(path)!r}: images must be [N,H,W] or [N,C,H,W] and labels [N], got {images.shape} and {labels.shape}")
+            f"{str(path)!r}: images must be [N,H,W] or [N,C,H,W] and labels [N],"
+            f" got {images.shape} and {labels.shape}"
+        )
     images = images.astype(np.float32)
     if not np.isfinite(images).all():
         raise CfglabInputError(f"{str(path)!r}: images contain NaN or inf")
@@ -111,7 +123,9 @@ def _read_folder(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 
     classes = sorted(p for p in path.iterdir() if p.is_dir())
     if len(classes) < 2:
-        raise CfglabInputError(f"image folder {str(path)!r} needs one subfolder per class (>= 2), found {len(classes)}")
+        raise CfglabInputError(
+            f"image folder {str(path)!r} needs one subfolder per class (>= 2), found {len(classes)}"
+        )
     images, labels = [], []
     for k, folder in enumerate(classes):
         for file in sorted(folder.iterdir()):
@@ -124,7 +138,9 @@ def _read_folder(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
                 raise CfglabInputError(f"cannot read image {str(file)!r}") from None
             labels.append(k)
     if not images or len({im.shape for im in images}) != 1:
-        raise CfglabInputError(f"image folder {str(path)!r} has no images or images of different sizes")
+        raise CfglabInputError(
+            f"image folder {str(path)!r} has no images or images of different sizes"
+        )
     return np.stack(images), np.asarray(labels, dtype=np.int64), tuple(p.name for p in classes)
 
 
@@ -135,14 +151,18 @@ def _to_unit_range(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images * 2.0 - 1.0, dtype=np.float32)
 
 
-def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     train, test = [], []
     for k in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == k))
         n_test = int(round(fraction * len(idx)))
         if n_test < 1 or n_test >= len(idx):
-            raise CfglabInputError(f"class {k} has {len(idx)} images: too few for test_fraction={fraction}")
+            raise CfglabInputError(
+                f"class {k} has {len(idx)} images: too few for test_fraction={fraction}"
+            )
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))

@@ -28,9 +28,18 @@ import scipy.linalg
 
 from cfglab._validate import CfglabInputError
 
-__all__ = ["Evaluator", "train_evaluator", "score_images", "reference_row", "METRICS"]
+__all__ = ["METRICS", "Evaluator", "reference_row", "score_images", "train_evaluator"]
 
-METRICS = ("separability", "vendi", "within_class_var", "precision", "recall", "coverage", "density", "fd")
+METRICS = (
+    "separability",
+    "vendi",
+    "within_class_var",
+    "precision",
+    "recall",
+    "coverage",
+    "density",
+    "fd",
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,9 @@ def train_evaluator(data, *, seed: int = 0, hidden: tuple[int, ...] = (128, 64))
     return Evaluator(clf, ev.features(data.train_images), data.train_labels, acc)
 
 
-def score_images(ev: Evaluator, images: np.ndarray, labels: np.ndarray, *, nearest_k: int = 5) -> dict:
+def score_images(
+    ev: Evaluator, images: np.ndarray, labels: np.ndarray, *, nearest_k: int = 5
+) -> dict:
     """All :data:`METRICS` for images [N, C, H, W] generated for classes ``labels`` [N]."""
     labels = np.asarray(labels)
     feats = ev.features(images)  # [N, F]
@@ -77,18 +88,23 @@ def score_images(ev: Evaluator, images: np.ndarray, labels: np.ndarray, *, neare
     for key in ("vendi", "within_class_var", "precision", "recall", "coverage", "density"):
         out[key] = float(np.mean([m[key] for m in per_class]))
     out["fd"] = frechet_distance(feats, ev.train_features)
-    out["n"] = int(len(labels))
+    out["n"] = len(labels)
     return out
 
 
-def reference_row(ev: Evaluator, data, *, n_per_class: int | None = None, seed: int = 0, nearest_k: int = 5) -> dict:
+def reference_row(
+    ev: Evaluator, data, *, n_per_class: int | None = None, seed: int = 0, nearest_k: int = 5
+) -> dict:
     """Metrics of real held-out images (``n_per_class`` per class, drawn with ``seed``)."""
     idx = _per_class_subset(data.test_labels, n_per_class, seed)
     return score_images(ev, data.test_images[idx], data.test_labels[idx], nearest_k=nearest_k)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance ‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^{1/2}) (Heusel et al. 2017) of [N, F] sets."""
+    """Fréchet distance (Heusel et al. 2017) of feature sets a [N, F], b [M, F].
+
+    ‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^{1/2}).
+    """
     mu = a.mean(0) - b.mean(0)
     ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)  # [F, F]
     root_a = _psd_sqrt(ca)
@@ -103,7 +119,7 @@ def _psd_sqrt(c: np.ndarray) -> np.ndarray:
 
 
 def vendi_cosine(feats: np.ndarray) -> float:
-    """Vendi score with the cosine-similarity kernel (``vendi_score.vendi.score_K``; scipy warning silenced)."""
+    """Vendi score, cosine kernel (``vendi_score.vendi.score_K``; its scipy warning silenced)."""
     from vendi_score import vendi
 
     unit = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
@@ -116,12 +132,18 @@ def _class_metrics(ev: Evaluator, fake: np.ndarray, k: int, nearest_k: int) -> d
     from prdc import compute_prdc
 
     if len(fake) < nearest_k + 2:  # prdc's k-NN radii need k + 1 neighbours besides the point
-        raise CfglabInputError(f"need at least nearest_k + 2 = {nearest_k + 2} samples per class, got {len(fake)} for class {k}")
+        raise CfglabInputError(
+            f"need at least nearest_k + 2 = {nearest_k + 2} samples per class,"
+            f" got {len(fake)} for class {k}"
+        )
     real = ev.train_features[ev.train_labels == k]
     with contextlib.redirect_stdout(io.StringIO()):  # prdc prints its sample counts
         prdc = compute_prdc(real_features=real, fake_features=fake, nearest_k=nearest_k)
-    return {"vendi": vendi_cosine(fake), "within_class_var": float(fake.var(axis=0, ddof=1).mean()),
-            **{key: float(v) for key, v in prdc.items()}}
+    return {
+        "vendi": vendi_cosine(fake),
+        "within_class_var": float(fake.var(axis=0, ddof=1).mean()),
+        **{key: float(v) for key, v in prdc.items()},
+    }
 
 
 def _per_class_subset(labels: np.ndarray, n_per_class: int | None, seed: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["ArchConfig", "build_autoencoder", "build_unet", "EDMDenoiser", "seeded_init"]
+__all__ = ["ArchConfig", "EDMDenoiser", "build_autoencoder", "build_unet", "seeded_init"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,17 @@ def build_autoencoder(arch: ArchConfig, image_shape: tuple[int, int, int]):
     channels, height, _ = image_shape
     n = len(arch.ae_channels)
     return AutoencoderKL(
-        in_channels=channels, out_channels=channels,
-        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=tuple(arch.ae_channels), layers_per_block=1,
-        latent_channels=arch.latent_channels, norm_num_groups=arch.norm_groups, sample_size=height,
-        mid_block_add_attention=False, scaling_factor=1.0,
+        in_channels=channels,
+        out_channels=channels,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(arch.ae_channels),
+        layers_per_block=1,
+        latent_channels=arch.latent_channels,
+        norm_num_groups=arch.norm_groups,
+        sample_size=height,
+        mid_block_add_attention=False,
+        scaling_factor=1.0,
     )
 
 
@@ -65,10 +71,16 @@ def build_unet(arch: ArchConfig, latent_shape: tuple[int, int, int], n_classes: 
 
     n = len(arch.unet_channels)
     return UNet2DModel(
-        sample_size=latent_shape[1], in_channels=latent_shape[0], out_channels=latent_shape[0],
-        down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
-        block_out_channels=tuple(arch.unet_channels), layers_per_block=arch.unet_layers,
-        norm_num_groups=arch.norm_groups, num_class_embeds=n_classes + 1, add_attention=False,
+        sample_size=latent_shape[1],
+        in_channels=latent_shape[0],
+        out_channels=latent_shape[0],
+        down_block_types=("DownBlock2D",) * n,
+        up_block_types=("UpBlock2D",) * n,
+        block_out_channels=tuple(arch.unet_channels),
+        layers_per_block=arch.unet_layers,
+        norm_num_groups=arch.norm_groups,
+        num_class_embeds=n_classes + 1,
+        add_attention=False,
     )
 
 

@@ -1,4 +1,4 @@
-"""Files of the latent study: JSON with every number, a Markdown table, the Pareto plot, sample grids."""
+"""Files of the latent study: JSON with every number, Markdown table, Pareto plot, sample grids."""
 
 from __future__ import annotations
 
@@ -11,19 +11,28 @@ import numpy as np
 
 from cfglab.cli._common import write_json_atomic
 
-__all__ = ["write_study", "study_table", "pareto_plot", "sample_grid"]
+__all__ = ["pareto_plot", "sample_grid", "study_table", "write_study"]
 
 _COLUMNS = ("separability", "vendi", "within_class_var", "precision", "recall", "coverage", "fd")
-_STYLE = {"constant": ("tab:blue", "o-"), "interval": ("tab:green", "s"), "negative_window": ("tab:red", "^"),
-          "calibrated": ("tab:purple", "*"), "reference": ("black", "D")}
+_STYLE = {
+    "constant": ("tab:blue", "o-"),
+    "interval": ("tab:green", "s"),
+    "negative_window": ("tab:red", "^"),
+    "calibrated": ("tab:purple", "*"),
+    "reference": ("black", "D"),
+}
 
 
 def write_study(result: dict, out: str | os.PathLike) -> dict:
-    """Write ``study.json``, ``table.md``, ``pareto.png`` and ``grids/*.png`` under ``out``; returns the paths."""
+    """Write study.json, table.md, pareto.png and grids/*.png under ``out``; return paths."""
     out = Path(out)
     images = result.pop("images", {})
-    paths = {"json": str(out / "study.json"), "table": str(out / "table.md"), "pareto": str(out / "pareto.png"),
-             "grids": {}}
+    paths = {
+        "json": str(out / "study.json"),
+        "table": str(out / "table.md"),
+        "pareto": str(out / "pareto.png"),
+        "grids": {},
+    }
     for label, grid in images.items():
         path = out / "grids" / f"{_slug(label)}.png"
         sample_grid(grid, path)
@@ -35,19 +44,28 @@ def write_study(result: dict, out: str | os.PathLike) -> dict:
 
 
 def study_table(result: dict) -> str:
-    """Markdown table: mean ± std over seeds per schedule, the reference row, the paired comparison."""
+    """Markdown table: mean ± std over seeds per schedule, reference row, paired comparison."""
     head = "| schedule | " + " | ".join(_COLUMNS) + " |\n|" + "---|" * (len(_COLUMNS) + 1) + "\n"
     lines = [_row("held-out real (reference)", result["reference"])]
     lines += [_row(r["label"], r) for r in result["rows"]]
     text = head + "\n".join(lines) + "\n"
     comp = result.get("comparison") or []
     if comp:
-        text += "\n| schedule vs constant CFG at equal separability | separability | Δ vendi | Δ within_class_var | Δ recall | Δ fd | in range |\n"
+        text += (
+            "\n| schedule vs constant CFG at equal separability | separability | Δ vendi"
+            " | Δ within_class_var | Δ recall | Δ fd | in range |\n"
+        )
         text += "|---|---|---|---|---|---|---|\n"
         for c in comp:
-            cells = [f"{c[f'delta_{m}']['mean']:+.4g} ± {c[f'delta_{m}']['sem']:.2g}"
-                     for m in ("vendi", "within_class_var", "recall", "fd")]
-            text += f"| {c['label']} | {c['separability']:.3f} | " + " | ".join(cells) + f" | {c['in_range']} |\n"
+            cells = [
+                f"{c[f'delta_{m}']['mean']:+.4g} ± {c[f'delta_{m}']['sem']:.2g}"
+                for m in ("vendi", "within_class_var", "recall", "fd")
+            ]
+            text += (
+                f"| {c['label']} | {c['separability']:.3f} | "
+                + " | ".join(cells)
+                + f" | {c['in_range']} |\n"
+            )
         text += "\n(± is the standard error over seeds of the seed-paired difference.)\n"
     return text
 
@@ -62,13 +80,25 @@ def pareto_plot(result: dict, path: str | os.PathLike) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, metric in zip(axes, ("vendi", "within_class_var")):
         for family, (color, fmt) in _STYLE.items():
-            rows = [result["reference"]] if family == "reference" else [r for r in result["rows"] if r["family"] == family]
+            rows = (
+                [result["reference"]]
+                if family == "reference"
+                else [r for r in result["rows"] if r["family"] == family]
+            )
             if not rows:
                 continue
             x = [r["mean"]["separability"] for r in rows]
             y = [r["mean"][metric] for r in rows]
-            ax.errorbar(x, y, xerr=[_nz(r["std"]["separability"]) for r in rows],
-                        yerr=[_nz(r["std"][metric]) for r in rows], fmt=fmt, color=color, label=family, capsize=2)
+            ax.errorbar(
+                x,
+                y,
+                xerr=[_nz(r["std"]["separability"]) for r in rows],
+                yerr=[_nz(r["std"][metric]) for r in rows],
+                fmt=fmt,
+                color=color,
+                label=family,
+                capsize=2,
+            )
         ax.set_xlabel("separability (evaluator accuracy)")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
@@ -91,7 +121,9 @@ def sample_grid(grid: np.ndarray, path: str | os.PathLike, max_cols: int = 10) -
     canvas = np.full((k * (h + 1) + 1, cols * (w + 1) + 1), 255, dtype=np.uint8)
     for i in range(k):
         for j in range(cols):
-            canvas[1 + i * (h + 1):1 + i * (h + 1) + h, 1 + j * (w + 1):1 + j * (w + 1) + w] = grid[i, j]
+            canvas[1 + i * (h + 1) : 1 + i * (h + 1) + h, 1 + j * (w + 1) : 1 + j * (w + 1) + w] = (
+                grid[i, j]
+            )
     canvas = np.kron(canvas, np.ones((4, 4), dtype=np.uint8))  # nearest-neighbour ×4 for viewing
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(path).with_suffix(".tmp.png")

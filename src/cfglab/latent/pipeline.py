@@ -1,4 +1,4 @@
-"""One-call entry points of the latent model: prepare (data + cached model + evaluator), evaluate, study.
+"""One-call entry points of the latent model: prepare (data, model, evaluator), evaluate, study.
 
 These are what the command line (``cfglab latent``) and the report (``cfglab reproduce``)
 call.  All run on CPU in float32 under :func:`cfglab.latent.train.cpu_threads`.
@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -21,10 +21,10 @@ from cfglab.latent.checkpoint import load_or_train
 from cfglab.latent.data import DEFAULT_DATA, LatentData, load_data
 from cfglab.latent.evaluate import Evaluator, reference_row, score_images, train_evaluator
 from cfglab.latent.sample import generate
-from cfglab.latent.study import STUDY_PRESETS, StudyConfig, run_study
+from cfglab.latent.study import STUDY_PRESETS, run_study
 from cfglab.latent.train import PROFILES, LatentConfig, LatentModel, cpu_threads
 
-__all__ = ["Prepared", "prepare", "evaluate_schedule", "latent_study", "resolve_config"]
+__all__ = ["Prepared", "evaluate_schedule", "latent_study", "prepare", "resolve_config"]
 
 Progress = Callable[[int, int], None] | None
 
@@ -41,7 +41,9 @@ class Prepared:
     train_seconds: float
 
 
-def resolve_config(profile: str = "default", *, data: str = DEFAULT_DATA, seed: int = 0, **overrides) -> LatentConfig:
+def resolve_config(
+    profile: str = "default", *, data: str = DEFAULT_DATA, seed: int = 0, **overrides
+) -> LatentConfig:
     """The named profile's config with ``data``, ``seed`` and any field overrides."""
     if profile not in PROFILES:
         raise CfglabInputError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
@@ -51,34 +53,63 @@ def resolve_config(profile: str = "default", *, data: str = DEFAULT_DATA, seed: 
         raise CfglabInputError(f"bad training option: {err}") from None
 
 
-def prepare(cfg: LatentConfig, *, checkpoint: str | os.PathLike | None = None, progress: Progress = None,
-            evaluator_seed: int = 0) -> Prepared:
-    """Load the data, reuse or train the model (cache keyed by config + data hash), fit the evaluator."""
+def prepare(
+    cfg: LatentConfig,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    progress: Progress = None,
+    evaluator_seed: int = 0,
+) -> Prepared:
+    """Load the data, reuse or train the model (key: config + data hash), fit the evaluator."""
     data = load_data(cfg.data, test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
     start = time.perf_counter()
     model, folder, trained = load_or_train(cfg, data, checkpoint=checkpoint, progress=progress)
     seconds = time.perf_counter() - start
-    return Prepared(data, model, train_evaluator(data, seed=evaluator_seed), folder, trained, seconds)
+    return Prepared(
+        data, model, train_evaluator(data, seed=evaluator_seed), folder, trained, seconds
+    )
 
 
-def evaluate_schedule(prep: Prepared, schedule, *, n_per_class: int = 50, steps: int = 12, sampler: str = "heun",
-                      seed: int = 0, nearest_k: int = 5) -> dict:
-    """Metrics of ``n_per_class`` samples per class under ``schedule``, and the held-out reference row."""
+def evaluate_schedule(
+    prep: Prepared,
+    schedule,
+    *,
+    n_per_class: int = 50,
+    steps: int = 12,
+    sampler: str = "heun",
+    seed: int = 0,
+    nearest_k: int = 5,
+) -> dict:
+    """Metrics of ``n_per_class`` samples per class under ``schedule``; held-out reference."""
     schedule = as_schedule(schedule)
     n = positive_int("n_per_class", n_per_class)
     labels = torch.arange(prep.data.n_classes).repeat_interleave(n)  # [K n]
     images = generate(prep.model, labels, schedule, steps=steps, sampler=sampler, seed=seed).numpy()
     gen = score_images(prep.evaluator, images, labels.numpy(), nearest_k=nearest_k)
     ref = reference_row(prep.evaluator, prep.data, n_per_class=n, seed=seed, nearest_k=nearest_k)
-    return {"schedule": str(schedule), **gen, "reference": ref,
-            "evaluator_heldout_accuracy": prep.evaluator.heldout_accuracy,
-            "checkpoint": str(prep.checkpoint), "data_hash": prep.data.data_hash}
+    return {
+        "schedule": str(schedule),
+        **gen,
+        "reference": ref,
+        "evaluator_heldout_accuracy": prep.evaluator.heldout_accuracy,
+        "checkpoint": str(prep.checkpoint),
+        "data_hash": prep.data.data_hash,
+    }
 
 
-def latent_study(*, profile: str = "default", preset: str = "full", data: str = DEFAULT_DATA,
-                 out: str | os.PathLike | None = None, seeds: int | None = None, n_per_class: int | None = None,
-                 checkpoint: str | os.PathLike | None = None, threads: int | None = 1,
-                 progress: Progress = None, train_progress: Progress = None) -> dict:
+def latent_study(
+    *,
+    profile: str = "default",
+    preset: str = "full",
+    data: str = DEFAULT_DATA,
+    out: str | os.PathLike | None = None,
+    seeds: int | None = None,
+    n_per_class: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    threads: int | None = 1,
+    progress: Progress = None,
+    train_progress: Progress = None,
+) -> dict:
     """Run the schedule study end to end (the report calls this with ``preset="quick"``).
 
     Returns the study dict (:func:`cfglab.latent.study.run_study`) without images; with
@@ -86,18 +117,35 @@ def latent_study(*, profile: str = "default", preset: str = "full", data: str = 
     are under ``files``.
     """
     if preset not in STUDY_PRESETS:
-        raise CfglabInputError(f"unknown study preset {preset!r}; choose from {', '.join(STUDY_PRESETS)}")
+        raise CfglabInputError(
+            f"unknown study preset {preset!r}; choose from {', '.join(STUDY_PRESETS)}"
+        )
     scfg = STUDY_PRESETS[preset]
     if seeds is not None:
         scfg = dataclasses.replace(scfg, seeds=tuple(range(positive_int("seeds", seeds))))
     if n_per_class is not None:
         scfg = dataclasses.replace(scfg, n_per_class=positive_int("n_per_class", n_per_class))
     with cpu_threads(threads):
-        prep = prepare(resolve_config(profile, data=data), checkpoint=checkpoint, progress=train_progress)
+        prep = prepare(
+            resolve_config(profile, data=data), checkpoint=checkpoint, progress=train_progress
+        )
         start = time.perf_counter()
-        result = run_study(prep.model, prep.data, prep.evaluator, scfg, progress=progress, keep_images=out is not None)
-    result.update(profile=profile, preset=preset, checkpoint=str(prep.checkpoint), data_hash=prep.data.data_hash,
-                  study_seconds=time.perf_counter() - start, model_config=prep.model.config.to_dict())
+        result = run_study(
+            prep.model,
+            prep.data,
+            prep.evaluator,
+            scfg,
+            progress=progress,
+            keep_images=out is not None,
+        )
+    result.update(
+        profile=profile,
+        preset=preset,
+        checkpoint=str(prep.checkpoint),
+        data_hash=prep.data.data_hash,
+        study_seconds=time.perf_counter() - start,
+        model_config=prep.model.config.to_dict(),
+    )
     if out is not None:
         from cfglab.latent.outputs import write_study
 

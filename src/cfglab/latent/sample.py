@@ -11,7 +11,7 @@ CFGDenoiser`, which skips the unconditional pass where w = 0), and ``callback`` 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -19,13 +19,22 @@ from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.guidance.schedules import as_schedule
 from cfglab.integrations.diffusers import CFGDenoiser
 
-__all__ = ["karras_sigmas", "sample_euler", "sample_heun", "sample_euler_ancestral", "SAMPLERS",
-           "sigma_at_fraction", "generate"]
+__all__ = [
+    "SAMPLERS",
+    "generate",
+    "karras_sigmas",
+    "sample_euler",
+    "sample_euler_ancestral",
+    "sample_heun",
+    "sigma_at_fraction",
+]
 
 Callback = Callable[[dict], None] | None
 
 
-def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> torch.Tensor:
+def karras_sigmas(
+    steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0
+) -> torch.Tensor:
     """Karras et al. 2022 eq. 5 grid ``[σ_max, …, σ_min, 0]``, shape [steps + 1], float64."""
     steps = positive_int("steps", steps)
     lo, hi = positive("sigma_min", sigma_min), positive("sigma_max", sigma_max)
@@ -37,7 +46,7 @@ def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
 
 
 def sigma_at_fraction(sigmas: torch.Tensor, fraction: float) -> float:
-    """σ such that ``σ_i ≤ σ`` exactly for the last ``round(fraction · steps)`` steps of grid ``sigmas``."""
+    """σ with ``σ_i ≤ σ`` exactly for the last ``round(fraction · steps)`` steps of ``sigmas``."""
     if not 0 <= fraction <= 1:
         raise CfglabInputError(f"step fraction must lie in [0, 1], got {fraction!r}")
     n = len(sigmas) - 1
@@ -51,12 +60,23 @@ def _guided(model, schedule, cond, uncond):
 
 def _report(callback: Callback, cfg: CFGDenoiser, i: int, sigma: float, x, denoised) -> None:
     if callback is not None:
-        callback({"i": i, "sigma": sigma, "w": float(cfg.schedule(sigma)), "x": x, "denoised": denoised})
+        callback(
+            {"i": i, "sigma": sigma, "w": float(cfg.schedule(sigma)), "x": x, "denoised": denoised}
+        )
 
 
 @torch.no_grad()
-def sample_euler(model, x: torch.Tensor, sigmas: torch.Tensor, *, schedule=0.0, cond=None, uncond=None,
-                 generator: torch.Generator | None = None, callback: Callback = None) -> torch.Tensor:
+def sample_euler(
+    model,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    schedule=0.0,
+    cond=None,
+    uncond=None,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+) -> torch.Tensor:
     """Euler for the probability-flow ODE ``dx/dσ = (x − D_w(x; σ))/σ`` (Karras et al. 2022 eq. 4).
 
     x : [N, ...] at σ = sigmas[0] (already scaled by it); returns [N, ...] at sigmas[-1].
@@ -71,9 +91,18 @@ def sample_euler(model, x: torch.Tensor, sigmas: torch.Tensor, *, schedule=0.0, 
 
 
 @torch.no_grad()
-def sample_heun(model, x: torch.Tensor, sigmas: torch.Tensor, *, schedule=0.0, cond=None, uncond=None,
-                generator: torch.Generator | None = None, callback: Callback = None) -> torch.Tensor:
-    """Heun's 2nd-order method for the probability-flow ODE (Karras et al. 2022, Alg. 1, no churn)."""
+def sample_heun(
+    model,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    schedule=0.0,
+    cond=None,
+    uncond=None,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    """Heun's 2nd-order method for the probability-flow ODE (Karras et al. 2022, Alg. 1)."""
     denoise, cfg = _guided(model, schedule, cond, uncond)
     for i, (s, s_next) in enumerate(zip(sigmas[:-1].tolist(), sigmas[1:].tolist())):
         denoised = denoise(x, s)
@@ -89,10 +118,18 @@ def sample_heun(model, x: torch.Tensor, sigmas: torch.Tensor, *, schedule=0.0, c
 
 
 @torch.no_grad()
-def sample_euler_ancestral(model, x: torch.Tensor, sigmas: torch.Tensor, *, schedule=0.0, cond=None,
-                           uncond=None, generator: torch.Generator | None = None,
-                           callback: Callback = None) -> torch.Tensor:
-    """Ancestral Euler (k-diffusion ``sample_euler_ancestral``, η = 1): Euler to σ_down, then noise σ_up."""
+def sample_euler_ancestral(
+    model,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    schedule=0.0,
+    cond=None,
+    uncond=None,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+) -> torch.Tensor:
+    """Ancestral Euler (k-diffusion, η = 1): Euler step to σ_down, then fresh noise of std σ_up."""
     denoise, cfg = _guided(model, schedule, cond, uncond)
     for i, (s, s_next) in enumerate(zip(sigmas[:-1].tolist(), sigmas[1:].tolist())):
         denoised = denoise(x, s)
@@ -108,9 +145,18 @@ def sample_euler_ancestral(model, x: torch.Tensor, sigmas: torch.Tensor, *, sche
 SAMPLERS = {"euler": sample_euler, "heun": sample_heun, "euler_ancestral": sample_euler_ancestral}
 
 
-def generate(model, labels: torch.Tensor, schedule, *, steps: int = 32, sampler: str = "heun",
-             seed: int = 0, batch: int = 1000, callback: Callback = None) -> torch.Tensor:
-    """Images [N, C, H, W] in [−1, 1] of the requested classes ``labels`` [N] from a :class:`LatentModel`.
+def generate(
+    model,
+    labels: torch.Tensor,
+    schedule,
+    *,
+    steps: int = 32,
+    sampler: str = "heun",
+    seed: int = 0,
+    batch: int = 1000,
+    callback: Callback = None,
+) -> torch.Tensor:
+    """Images [N, C, H, W] in [−1, 1] of classes ``labels`` [N] from a :class:`LatentModel`.
 
     Latent noise ``σ_max · z`` and ancestral noise come from one ``torch.Generator(seed)``.
     """
@@ -122,9 +168,19 @@ def generate(model, labels: torch.Tensor, schedule, *, steps: int = 32, sampler:
     fn = SAMPLERS[sampler]
     out = []
     for chunk in labels.split(positive_int("batch", batch)):
-        x = float(sigmas[0]) * torch.randn((len(chunk), *model.latent_shape), generator=gen, dtype=torch.float32)  # [n, c, h, w]
+        x = float(sigmas[0]) * torch.randn(
+            (len(chunk), *model.latent_shape), generator=gen, dtype=torch.float32
+        )  # [n, c, h, w]
         null = torch.full_like(chunk, net.null_class)
-        z = fn(lambda x, sigma, cond: net(x, sigma, cond), x, sigmas, schedule=schedule, cond=chunk,
-               uncond=null, generator=gen, callback=callback)
+        z = fn(
+            lambda x, sigma, cond: net(x, sigma, cond),
+            x,
+            sigmas,
+            schedule=schedule,
+            cond=chunk,
+            uncond=null,
+            generator=gen,
+            callback=callback,
+        )
         out.append(model.decode(z))
     return torch.cat(out)

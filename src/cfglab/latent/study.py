@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -26,7 +26,13 @@ from cfglab.latent.evaluate import METRICS, Evaluator, reference_row, score_imag
 from cfglab.latent.sample import generate, karras_sigmas, sigma_at_fraction
 from cfglab.latent.stats import calibrated_schedule
 
-__all__ = ["StudyConfig", "STUDY_PRESETS", "study_schedules", "run_study", "compare_at_equal_separability"]
+__all__ = [
+    "STUDY_PRESETS",
+    "StudyConfig",
+    "compare_at_equal_separability",
+    "run_study",
+    "study_schedules",
+]
 
 Progress = Callable[[int, int], None]
 
@@ -39,13 +45,30 @@ class StudyConfig:
     n_per_class: int = 50
     steps: int = 12
     sampler: str = "heun"
-    constant_w: tuple[float, ...] = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+    constant_w: tuple[float, ...] = (
+        -1.0,
+        -0.75,
+        -0.5,
+        -0.25,
+        0.0,
+        0.25,
+        0.5,
+        0.75,
+        1.0,
+        1.5,
+        2.0,
+        3.0,
+        4.0,
+    )
     interval_w: tuple[float, ...] = (2.0, 4.0)
     interval_lo: float = 0.28
     interval_hi: float = 5.42
     window_w_pos: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     window_fractions: tuple[float, ...] = (0.3, 0.5)
-    window_extra: tuple[tuple[float, float], ...] = ((1.0, 0.4), (2.0, 0.4))  # (w_pos, fraction) pairs
+    window_extra: tuple[tuple[float, float], ...] = (
+        (1.0, 0.4),
+        (2.0, 0.4),
+    )  # (w_pos, fraction) pairs
     calibrated_w: float = 2.0
     nearest_k: int = 5
 
@@ -55,29 +78,63 @@ class StudyConfig:
 
 STUDY_PRESETS: dict[str, StudyConfig] = {
     "full": StudyConfig(),
-    "quick": StudyConfig(n_per_class=20, steps=8, constant_w=(0.0, 0.5, 1.0, 2.0), interval_w=(1.0,),
-                         window_w_pos=(1.0, 2.0), window_fractions=(0.4,), window_extra=()),
+    "quick": StudyConfig(
+        n_per_class=20,
+        steps=8,
+        constant_w=(0.0, 0.5, 1.0, 2.0),
+        interval_w=(1.0,),
+        window_w_pos=(1.0, 2.0),
+        window_fractions=(0.4,),
+        window_extra=(),
+    ),
 }
 
 
-def study_schedules(cfg: StudyConfig, sigmas: torch.Tensor, calibrated: Schedule | None) -> list[dict]:
-    """The study's schedules as ``dict(family, label, schedule)``; switch points follow the σ grid."""
-    rows = [dict(family="constant", label=f"constant w={w:g}", schedule=Constant(w), w=float(w)) for w in cfg.constant_w]
-    rows += [dict(family="interval", label=f"interval w={w:g}", schedule=Interval(w, cfg.interval_lo, cfg.interval_hi))
-             for w in cfg.interval_w]
-    pairs = [(w, f) for f in cfg.window_fractions for w in cfg.window_w_pos] + list(cfg.window_extra)
+def study_schedules(
+    cfg: StudyConfig, sigmas: torch.Tensor, calibrated: Schedule | None
+) -> list[dict]:
+    """The study's schedules as ``dict(family, label, schedule)``; switches follow the σ grid."""
+    rows = [
+        dict(family="constant", label=f"constant w={w:g}", schedule=Constant(w), w=float(w))
+        for w in cfg.constant_w
+    ]
+    rows += [
+        dict(
+            family="interval",
+            label=f"interval w={w:g}",
+            schedule=Interval(w, cfg.interval_lo, cfg.interval_hi),
+        )
+        for w in cfg.interval_w
+    ]
+    pairs = [(w, f) for f in cfg.window_fractions for w in cfg.window_w_pos] + list(
+        cfg.window_extra
+    )
     for w_pos, frac in pairs:
         switch = sigma_at_fraction(sigmas, frac)
         n_neg = int(round(frac * (len(sigmas) - 1)))
-        rows.append(dict(family="negative_window", label=f"window w={w_pos:g}, last {frac:.0%} w=-1",
-                         schedule=NegativeWindow(w_pos, -1.0, switch), last_fraction=frac, negative_steps=n_neg))
+        rows.append(
+            dict(
+                family="negative_window",
+                label=f"window w={w_pos:g}, last {frac:.0%} w=-1",
+                schedule=NegativeWindow(w_pos, -1.0, switch),
+                last_fraction=frac,
+                negative_steps=n_neg,
+            )
+        )
     if calibrated is not None:
         rows.append(dict(family="calibrated", label="calibrated", schedule=calibrated))
     return rows
 
 
-def run_study(model, data, ev: Evaluator, cfg: StudyConfig = StudyConfig(), *,
-              progress: Progress | None = None, keep_images: bool = True) -> dict:
+def run_study(
+    model,
+    data,
+    ev: Evaluator,
+    cfg: StudyConfig = StudyConfig(),
+    *,
+    progress: Progress | None = None,
+    keep_images: bool = True,
+) -> dict:
     """Sample and score every schedule for every seed; returns every number (and first-seed images).
 
     Returns a dict with ``config``, ``reference`` (held-out real data, same evaluator and
@@ -95,26 +152,42 @@ def run_study(model, data, ev: Evaluator, cfg: StudyConfig = StudyConfig(), *,
     for row in rows:
         row["seeds"] = []
         for seed in cfg.seeds:
-            x = generate(model, labels, row["schedule"], steps=cfg.steps, sampler=cfg.sampler, seed=seed).numpy()
+            x = generate(
+                model, labels, row["schedule"], steps=cfg.steps, sampler=cfg.sampler, seed=seed
+            ).numpy()
             row["seeds"].append(score_images(ev, x, labels.numpy(), nearest_k=cfg.nearest_k))
             if keep_images and seed == cfg.seeds[0]:
-                images[row["label"]] = _to_uint8(x).reshape(data.n_classes, cfg.n_per_class, *x.shape[-2:])
+                images[row["label"]] = _to_uint8(x).reshape(
+                    data.n_classes, cfg.n_per_class, *x.shape[-2:]
+                )
             done += 1
             progress(done, total)
         row.update(_summary(row["seeds"]))
         row["schedule"] = str(row["schedule"])
-    ref = [reference_row(ev, data, n_per_class=cfg.n_per_class, seed=s, nearest_k=cfg.nearest_k) for s in cfg.seeds]
+    ref = [
+        reference_row(ev, data, n_per_class=cfg.n_per_class, seed=s, nearest_k=cfg.nearest_k)
+        for s in cfg.seeds
+    ]
     calib.pop("schedule_object", None)
-    out = {"config": cfg.to_dict(), "sigmas": sigmas.tolist(), "reference": {"seeds": ref, **_summary(ref)},
-           "evaluator_heldout_accuracy": ev.heldout_accuracy, "rows": rows, "calibration": calib}
+    out = {
+        "config": cfg.to_dict(),
+        "sigmas": sigmas.tolist(),
+        "reference": {"seeds": ref, **_summary(ref)},
+        "evaluator_heldout_accuracy": ev.heldout_accuracy,
+        "rows": rows,
+        "calibration": calib,
+    }
     out["comparison"] = compare_at_equal_separability(rows, len(cfg.seeds))
     if keep_images:
         out["images"] = images
     return out
 
 
-def compare_at_equal_separability(rows: list[dict], n_seeds: int,
-                                  metrics: tuple[str, ...] = ("vendi", "within_class_var", "recall", "coverage", "fd")) -> list[dict]:
+def compare_at_equal_separability(
+    rows: list[dict],
+    n_seeds: int,
+    metrics: tuple[str, ...] = ("vendi", "within_class_var", "recall", "coverage", "fd"),
+) -> list[dict]:
     """Metric of each non-constant schedule minus constant CFG's at the same separability.
 
     For every seed, constant CFG's curve is walked in increasing w and cut where its
@@ -128,7 +201,11 @@ def compare_at_equal_separability(rows: list[dict], n_seeds: int,
     const = sorted((r for r in rows if r["family"] == "constant"), key=lambda r: r["w"])
     out = []
     for row in (r for r in rows if r["family"] != "constant"):
-        entry = {"label": row["label"], "family": row["family"], "separability": row["mean"]["separability"]}
+        entry = {
+            "label": row["label"],
+            "family": row["family"],
+            "separability": row["mean"]["separability"],
+        }
         in_range = True
         for m in metrics:
             diffs = []
@@ -140,14 +217,18 @@ def compare_at_equal_separability(rows: list[dict], n_seeds: int,
                 diffs.append(row["seeds"][s][m] - matched)
             diffs = np.array(diffs)
             sd = float(diffs.std(ddof=1)) if n_seeds > 1 else math.nan
-            entry[f"delta_{m}"] = {"mean": float(diffs.mean()), "std": sd, "sem": sd / math.sqrt(n_seeds)}
+            entry[f"delta_{m}"] = {
+                "mean": float(diffs.mean()),
+                "std": sd,
+                "sem": sd / math.sqrt(n_seeds),
+            }
         entry["in_range"] = in_range
         out.append(entry)
     return out
 
 
 def _first_crossing(sep: np.ndarray, val: np.ndarray, target: float) -> tuple[float, bool]:
-    """Value of ``val`` where the w-ordered curve ``sep`` first reaches ``target`` (linear interpolation)."""
+    """``val`` where the w-ordered curve ``sep`` first reaches ``target`` (linear interpolation)."""
     if target <= sep[0]:
         return float(val[0]), bool(target == sep[0])
     for i in range(1, len(sep)):

@@ -1,4 +1,4 @@
-"""Training of the latent diffusion model: autoencoder, then EDM denoiser with label dropout (SPEC §7).
+"""Training of the latent model: autoencoder, then EDM denoiser with label dropout (SPEC §7).
 
 Two phases, both deterministic for a seed on CPU (one ``torch.Generator`` drives batches,
 noise and label dropout; network initialisation runs under a scoped seed):
@@ -17,8 +17,8 @@ import contextlib
 import copy
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -26,7 +26,7 @@ from cfglab._validate import CfglabInputError, positive_int
 from cfglab.latent.data import DEFAULT_DATA, LatentData
 from cfglab.latent.model import ArchConfig, EDMDenoiser, build_autoencoder, build_unet, seeded_init
 
-__all__ = ["LatentConfig", "PROFILES", "LatentModel", "train_model", "cpu_threads"]
+__all__ = ["PROFILES", "LatentConfig", "LatentModel", "cpu_threads", "train_model"]
 
 Progress = Callable[[int, int], None]
 
@@ -57,7 +57,7 @@ class LatentConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LatentConfig":
+    def from_dict(cls, d: dict) -> LatentConfig:
         d = dict(d)
         arch = d.pop("arch", {})
         arch = ArchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
@@ -70,8 +70,13 @@ class LatentConfig:
 PROFILES: dict[str, LatentConfig] = {
     "default": LatentConfig(),
     "tiny": LatentConfig(
-        profile="tiny", arch=ArchConfig(ae_channels=(8, 8), unet_channels=(8, 16), norm_groups=4),
-        ae_steps=30, ae_batch=64, steps=40, batch=64, ema_decay=0.9,
+        profile="tiny",
+        arch=ArchConfig(ae_channels=(8, 8), unet_channels=(8, 16), norm_groups=4),
+        ae_steps=30,
+        ae_batch=64,
+        steps=40,
+        batch=64,
+        ema_decay=0.9,
     ),
 }
 
@@ -109,7 +114,7 @@ class LatentModel:
 
 @contextlib.contextmanager
 def cpu_threads(n: int | None):
-    """Scoped thread count for torch and the BLAS libraries (restored on exit); ``None`` leaves them alone.
+    """Scoped thread count for torch and BLAS (restored on exit); ``None`` leaves them alone.
 
     On a shared 2-core machine one thread avoids OpenMP spin contention (measured 10× faster).
     """
@@ -127,7 +132,9 @@ def cpu_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def train_model(cfg: LatentConfig, data: LatentData, *, progress: Progress | None = None) -> LatentModel:
+def train_model(
+    cfg: LatentConfig, data: LatentData, *, progress: Progress | None = None
+) -> LatentModel:
     """Train the autoencoder, then the EDM denoiser, on ``data``'s training split (float32, CPU)."""
     _check(cfg)
     progress = progress or (lambda done, total: None)
@@ -146,7 +153,9 @@ def train_model(cfg: LatentConfig, data: LatentData, *, progress: Progress | Non
     with seeded_init(cfg.seed + 1):
         unet = build_unet(cfg.arch, tuple(latents.shape[1:]), data.n_classes).float()
     denoiser = EDMDenoiser(unet, data.n_classes)
-    ema = _train_denoiser(denoiser, latents, labels, cfg, gen, lambda i: progress(cfg.ae_steps + i, total))
+    ema = _train_denoiser(
+        denoiser, latents, labels, cfg, gen, lambda i: progress(cfg.ae_steps + i, total)
+    )
     return LatentModel(cfg, data.data_hash, data.n_classes, data.image_shape, ae, ema, mean, std)
 
 
@@ -158,16 +167,18 @@ def _check(cfg: LatentConfig) -> None:
 
 
 def _batches(n: int, batch: int, steps: int, gen: torch.Generator):
-    """Indices of ``steps`` minibatches of size ``batch`` from epoch-wise permutations of range(n)."""
+    """Indices of ``steps`` minibatches of size ``batch`` from epoch-wise permutations."""
     perm, pos = torch.randperm(n, generator=gen), 0
     for _ in range(steps):
         if pos + batch > n:
             perm, pos = torch.randperm(n, generator=gen), 0
-        yield perm[pos:pos + min(batch, n)]
+        yield perm[pos : pos + min(batch, n)]
         pos += batch
 
 
-def _train_autoencoder(ae, images: torch.Tensor, cfg: LatentConfig, gen: torch.Generator, tick) -> None:
+def _train_autoencoder(
+    ae, images: torch.Tensor, cfg: LatentConfig, gen: torch.Generator, tick
+) -> None:
     opt = torch.optim.Adam(ae.parameters(), lr=cfg.ae_lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.ae_steps)
     n_pix = images[0].numel()
@@ -184,7 +195,9 @@ def _train_autoencoder(ae, images: torch.Tensor, cfg: LatentConfig, gen: torch.G
         tick(i + 1)
 
 
-def _train_denoiser(denoiser: EDMDenoiser, latents, labels, cfg: LatentConfig, gen, tick) -> EDMDenoiser:
+def _train_denoiser(
+    denoiser: EDMDenoiser, latents, labels, cfg: LatentConfig, gen, tick
+) -> EDMDenoiser:
     ema = copy.deepcopy(denoiser).requires_grad_(False)
     opt = torch.optim.Adam(denoiser.parameters(), lr=cfg.lr)
     warmup = max(1, cfg.steps // 20)
@@ -194,7 +207,9 @@ def _train_denoiser(denoiser: EDMDenoiser, latents, labels, cfg: LatentConfig, g
         y, c = latents[idx], labels[idx].clone()  # [B, c, h, w], [B]
         drop = torch.rand(len(idx), generator=gen, dtype=torch.float32) < cfg.p_uncond
         c[drop] = denoiser.null_class
-        sigma = (cfg.p_mean + cfg.p_std * torch.randn(len(idx), generator=gen, dtype=y.dtype)).exp()  # [B]
+        sigma = (
+            cfg.p_mean + cfg.p_std * torch.randn(len(idx), generator=gen, dtype=y.dtype)
+        ).exp()  # [B]
         noise = torch.randn(y.shape, generator=gen, dtype=y.dtype)
         weight = (sigma**2 + 1) / sigma**2  # λ(σ) with σ_d = 1
         d = denoiser(y + sigma.view(-1, 1, 1, 1) * noise, sigma, c)
