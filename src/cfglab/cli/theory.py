@@ -119,12 +119,12 @@ def run_dmft(args) -> int:
                       T=args.T, d=args.d, steps=args.steps, start=args.start)
     out = {"alpha": args.alpha, "d": args.d, **pred.to_dict()}
     if args.trajectory:
-        write_json_atomic(args.trajectory, {"config": vars_clean(args), **pred.to_dict(trajectory=True)["trajectory"]})
+        write_json_atomic(args.trajectory, {"config": _vars_clean(args), **pred.to_dict(trajectory=True)["trajectory"]})
     emit(out, args.json, title=f"DMFT ({args.schedule}, {args.sampler})")
     return 0
 
 
-def vars_clean(args) -> dict:
+def _vars_clean(args) -> dict:
     return {k: v for k, v in vars(args).items() if k != "func"}
 
 
@@ -155,7 +155,7 @@ def run_validate(args) -> int:
     out = {"w": args.w, "table": table}
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        write_json_atomic(os.path.join(args.out, "table.json"), {"config": vars_clean(args), "rows": rows,
+        write_json_atomic(os.path.join(args.out, "table.json"), {"config": _vars_clean(args), "rows": rows,
                                                                  "table": table})
         plot_scaling(table, os.path.join(args.out, "scaling.png"))
         out["plot"] = os.path.join(args.out, "scaling.png")
