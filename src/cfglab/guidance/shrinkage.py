@@ -66,8 +66,8 @@ def shrinkage_check(n: int = 500, *, seed: int = 0, sigma2: float = 0.5, s2: flo
                     sim_steps: int = 200, progress: Callable[[int, int], None] | None = None) -> dict:
     """Largest final variance ratio over ``n`` random non-negative schedules (SPEC §5.4).
 
-    Infinite-class theory for SDE and ODE (start from the exact marginal, so w = 0 gives
-    exactly 1), the DMFT at ``alpha`` (d → ∞), and the exact-score lab (infinite-class
+    Infinite-class theory for SDE and ODE (started from the exact noised marginal: the bound is
+    ``1 + start_excess``, the O(s² e^{-2T}) width the probability flow carries over), the DMFT at ``alpha`` (d → ∞), and the exact-score lab (infinite-class
     ensemble, ODE sampler, ``sim_d``) for the first ``n_simulate`` schedules.
     """
     from cfglab.theory.gaussian import solve_gaussian
@@ -90,7 +90,11 @@ def shrinkage_check(n: int = 500, *, seed: int = 0, sigma2: float = 0.5, s2: flo
         rows.append(row)
         if progress is not None:
             progress(i + 1, n)
-    return _summary(rows, n, seed, alpha, dmft is not None, sim_d, sim_samples)
+    # the unconditional noised start is wider than the conditional one by O(s² e^{-2T}); the
+    # ODE carries that over (w = 0 ends at Γ_b(T)/Γ_a(T) ≈ 1 + s² e^{-2T}), the SDE forgets it
+    g = lambda v: v * math.exp(-2 * T) + 1 - math.exp(-2 * T)  # noqa: E731
+    excess = g(s2 + sigma2) / g(sigma2) - 1
+    return _summary(rows, n, seed, alpha, dmft is not None, sim_d, sim_samples, excess)
 
 
 def _dmft_solver():
@@ -109,7 +113,7 @@ def _simulate(sched, sigma2, s2, T, d, n_samples, steps, seed) -> float:
     return simulate(cfg)["var_perp_ratio"]
 
 
-def _summary(rows, n, seed, alpha, has_dmft, sim_d, sim_samples) -> dict:
+def _summary(rows, n, seed, alpha, has_dmft, sim_d, sim_samples, start_excess) -> dict:
     keys = ["infinite_sde", "infinite_ode"] + (["dmft_sde", "dmft_ode"] if has_dmft else [])
     keys += ["simulated_ode"] if any("simulated_ode" in r for r in rows) else []
     out = {"n": n, "seed": seed, "alpha": alpha, "dmft_available": has_dmft}
@@ -123,5 +127,6 @@ def _summary(rows, n, seed, alpha, has_dmft, sim_d, sim_samples) -> dict:
         out["n_simulated"] = len(sims)
     theory = [out[f"max_var_ratio_{k}"] for k in keys if not k.startswith("simulated")]
     out["max_var_ratio_theory"] = max(theory)
-    out["holds"] = bool(max(theory) <= 1 + 1e-6)
+    out["start_excess"] = start_excess
+    out["holds"] = bool(max(theory) <= 1 + start_excess + 1e-9)
     return out
