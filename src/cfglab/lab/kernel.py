@@ -106,8 +106,9 @@ def plan_chunks(
     """Tile sizes: the ``[R, C]`` logit tile fits the cache (CPU) and always the budget.
 
     On CPU, ``R = min(n, 4096)`` and ``C ≈ cache / (R · itemsize)`` (at least 128), so the
-    three passes over the tile hit L2.  On a GPU (``cache=None``) the tile is as large as
-    the budget allows.  ``budget_bytes`` bounds the tile whatever K is.
+    three passes over the tile hit L2; ``cache`` defaults to :func:`cache_bytes` of the
+    device, which is None on a GPU, where the tile is as large as the budget allows.
+    ``budget_bytes`` bounds the tile whatever K is.
     """
     cache = cache_bytes(device) if cache is None else cache
     rows = max(1, n if cache is None else min(n, _MAX_ROWS))
@@ -244,6 +245,8 @@ def posterior_stats(
     n, d = x.shape
     plan = plan_chunks(n, d, x.element_size(), budget_bytes=budget_bytes, device=x.device)
     chunk, rows = chunk_size or plan.class_chunk, min(n, row_block or plan.row_block)
+    if isinstance(means, torch.Tensor) and means.shape[0] <= chunk and rows == n:
+        return _single_tile(x, means, sq_norms, a, b, log_weights, track_max)
     e = 3 if log_weights is not None else 2
     opts = dict(dtype=x.dtype, device=x.device)
     xa = torch.empty(n, d + e, **opts)  # [N, d+e] = [a x, −b/2, (1), −m]
@@ -264,3 +267,18 @@ def posterior_stats(
         for block in blocks:
             block.update(mu, aug, first=i == 0)
     return PosteriorStats(mean=acc / sums.unsqueeze(1), log_norm=shift + torch.log(sums), max_logit=best)
+
+
+def _single_tile(
+    x: torch.Tensor, means: torch.Tensor, sq_norms: torch.Tensor | None, a: float, b: float,
+    log_weights: torch.Tensor | None, track_max: bool,
+) -> PosteriorStats:
+    """The whole problem is one tile: logits, logsumexp, in-place exp, one GEMM (fewest ops)."""
+    sq = (means * means).sum(dim=1) if sq_norms is None else sq_norms  # [K]
+    bias = -0.5 * b * sq if log_weights is None else log_weights - 0.5 * b * sq  # [K]
+    logits = torch.addmm(bias, x, means.T, alpha=a)  # [N, K]
+    log_norm = torch.logsumexp(logits, dim=1)  # [N]
+    best = logits.amax(dim=1) if track_max else None
+    floor = _FLOOR.get(x.dtype, -10.0)
+    pi = logits.sub_(log_norm.unsqueeze(1)).clamp_(min=floor).exp_()  # [N, K]
+    return PosteriorStats(mean=pi @ means, log_norm=log_norm, max_logit=best)
