@@ -38,7 +38,10 @@ REGIMES = ("infinite", "dmft")
 XTOL = 1e-9  # in OU time (infinite regime); the DMFT's grid is coarser
 XTOL_DMFT = 1e-6
 VAR_TOL = 0.01  # the DMFT and the lab's samplers act on a step grid: the ratio is a staircase in σ_switch
-AUTO_W_NEG = (-1.0, -0.75, -0.5, -0.35, -0.2, -0.1)  # strongest first
+# auto w_neg: infinite-class limit, strongest first (shortest window, most overlap kept);
+# exponential regime, weakest first: at d = 40 strong pre-resolution windows (w_neg ≤ −0.35)
+# left 3–60% of the samples unresolved in simulation, w_neg = −0.2 kept class accuracy ≥ 0.99
+AUTO_W_NEG = {"infinite": (-1.0, -0.75, -0.5, -0.35, -0.2, -0.1), "dmft": (-0.1, -0.2, -0.35, -0.5, -0.75, -1.0)}
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class Calibration:
 
 def predict(schedule, *, regime: str = "infinite", alpha: float | None = None, sigma2: float = 0.5,
             s2: float = 1.0, sampler: str = "sde", T: float = 6.0, cond_var=None, uncond_var=None,
-            d: int | None = None, steps: int | None = None) -> tuple[float, float]:
+            d: int | None = None, steps: int | None = None, target_s2: float | None = None) -> tuple[float, float]:
     """Theory's ``(mean_overlap, var_ratio)`` for ``schedule`` in ``regime`` (scalars).
 
     ``steps`` = None: the continuous-time dynamics; an int: the exact moments of the lab's
@@ -78,7 +81,8 @@ def predict(schedule, *, regime: str = "infinite", alpha: float | None = None, s
         from cfglab.theory.dmft import solve_dmft
     except ImportError:  # pragma: no cover - depends on the theory package
         raise CfglabInputError("regime 'dmft' needs cfglab.theory.dmft, which is not installed") from None
-    p = solve_dmft(alpha, sigma2=sigma2, s2=s2, schedule=schedule, sampler=sampler, T=T, d=d, steps=steps)
+    kw = {} if target_s2 is None else {"target_s2": target_s2}
+    p = solve_dmft(alpha, sigma2=sigma2, s2=s2, schedule=schedule, sampler=sampler, T=T, d=d, steps=steps, **kw)
     return float(p.mean_overlap), float(p.var_perp) / sigma2
 
 
@@ -108,19 +112,21 @@ def _check_regime(regime: str, alpha) -> float | None:
 def calibrate(base, *, regime: str = "infinite", alpha: float | None = None, w_neg: float | None = -1.0,
               sigma_switch: float | None = None, sigma2: float = 0.5, s2: float = 1.0, sampler: str = "sde",
               T: float = 6.0, cond_var=None, uncond_var=None, d: int | None = None,
-              steps: int | None = None) -> Calibration:
+              steps: int | None = None, target_s2: float | None = None) -> Calibration:
     """Solve the negative window that restores the target variance (brentq on the theory).
 
     Parameters
     ----------
     base : positive base, ``constant:w=W`` or ``interval:w=W,lo=L,hi=H`` (object or string).
     regime : ``"infinite"`` (exact Gaussian limit) or ``"dmft"`` (K = e^{αd}, needs ``alpha``).
-    w_neg : weight of the negative window (≥ −1).  None: "auto", the strongest of
-        :data:`AUTO_W_NEG` that gives a clean root with mean overlap > 1 (in the exponential
-        regime w = −1 right after the switch can stop the target from ever being resolved).
+    w_neg : weight of the negative window (≥ −1).  None: "auto", the first of
+        :data:`AUTO_W_NEG` (strongest first in the infinite-class limit, weakest first in the
+        DMFT) that gives a clean root with mean overlap > 1 (in the exponential regime a strong
+        window before resolution can stop the target from being resolved).
     sigma_switch : fix the switch σ and solve ``w_neg ∈ [−1, 0]`` instead.
     sigma2, s2, sampler, T, cond_var, uncond_var : as :func:`cfglab.theory.gaussian.solve_gaussian`.
     d : finite-d variant of the DMFT (None: d → ∞).
+    target_s2 : DMFT only: ``|μ_c|²/d`` of the drawn target (conditions the prediction on it).
     steps : calibrate for the lab's discretised sampler with this many steps (None: continuous
         time).  Euler–Maruyama's variance is 1–5% high at 500 steps, so pass ``steps`` when the
         schedule is meant for a fixed-step sampler.
@@ -136,7 +142,8 @@ def calibrate(base, *, regime: str = "infinite", alpha: float | None = None, w_n
     base = as_schedule(base)
     w_pos, sigma_hi = _base_parts(base, T)
     theory = lambda s: predict(s, regime=regime, alpha=alpha, sigma2=sigma2, s2=s2, sampler=sampler,  # noqa: E731
-                               T=T, cond_var=cond_var, uncond_var=uncond_var, d=d, steps=steps)
+                               T=T, cond_var=cond_var, uncond_var=uncond_var, d=d, steps=steps,
+                               target_s2=target_s2)
     base_m, base_v = theory(base)
     if base_v >= 1:
         raise CfglabInputError(f"the base {base} does not shrink the variance (ratio {base_v:.4g} >= 1); "
@@ -146,7 +153,7 @@ def calibrate(base, *, regime: str = "infinite", alpha: float | None = None, w_n
     if sigma_switch is not None:
         window = _solve_strength(theory, w_pos, positive("sigma_switch", sigma_switch), sigma_hi)
     elif w_neg is None:
-        window = _solve_auto(theory, w_pos, sigma_hi, T, xtol, tol)
+        window = _solve_auto(theory, w_pos, sigma_hi, T, xtol, tol, AUTO_W_NEG[regime])
     else:
         window = _solve_switch(theory, w_pos, guidance_weight("w_neg", w_neg), sigma_hi, T, xtol, tol)
     m, v = theory(window)
@@ -197,10 +204,10 @@ def _solve_switch(theory: Callable, w_pos: float, w_neg: float, sigma_hi: float,
 
 
 def _solve_auto(theory: Callable, w_pos: float, sigma_hi: float, T: float, xtol: float,
-                tol: float) -> NegativeWindow:
-    """Strongest ``w_neg`` in :data:`AUTO_W_NEG` whose switch root is clean and keeps mean overlap > 1."""
+                tol: float, candidates: tuple) -> NegativeWindow:
+    """First ``w_neg`` of ``candidates`` whose switch root is clean and keeps mean overlap > 1."""
     reasons = []
-    for w_neg in AUTO_W_NEG:
+    for w_neg in candidates:
         try:
             window = _solve_switch(theory, w_pos, w_neg, sigma_hi, T, xtol, tol)
         except CfglabInputError as err:
