@@ -21,7 +21,7 @@ import torch
 
 from cfglab._validate import CfglabInputError
 from cfglab.latent.data import LatentData
-from cfglab.latent.model import EDMDenoiser, build_autoencoder, build_unet
+from cfglab.latent.model import EDMDenoiser, build_autoencoder, build_unet, seeded_init
 from cfglab.latent.train import LatentConfig, LatentModel, Progress, train_model
 
 __all__ = ["cache_dir", "checkpoint_dir", "load_model", "load_or_train", "save_model"]
@@ -48,6 +48,7 @@ def save_model(model: LatentModel, folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
     try:
         save_file(_contiguous(model.autoencoder.state_dict()), tmp / "autoencoder.safetensors")
         save_file(_contiguous(model.denoiser.state_dict()), tmp / "denoiser.safetensors")
@@ -81,13 +82,16 @@ def load_model(
             " (hash mismatch)"
         )
     shape = tuple(meta["image_shape"])
-    ae = build_autoencoder(cfg.arch, shape).float()
-    denoiser = EDMDenoiser(
-        build_unet(
-            cfg.arch, (cfg.arch.latent_channels, shape[1] // 2, shape[2] // 2), meta["n_classes"]
-        ),
-        meta["n_classes"],
-    ).float()
+    with seeded_init(0):  # weights are overwritten below; pins the dtype of the construction
+        ae = build_autoencoder(cfg.arch, shape).float()
+        denoiser = EDMDenoiser(
+            build_unet(
+                cfg.arch,
+                (cfg.arch.latent_channels, shape[1] // 2, shape[2] // 2),
+                meta["n_classes"],
+            ),
+            meta["n_classes"],
+        ).float()
     _load_weights(ae, folder / "autoencoder.safetensors")
     _load_weights(denoiser, folder / "denoiser.safetensors")
     return LatentModel(

@@ -38,10 +38,19 @@ class ArchConfig:
 
 @contextlib.contextmanager
 def seeded_init(seed: int):
-    """Scoped RNG for diffusers' constructors (they draw from the global RNG); state is restored."""
+    """Scoped RNG and float32 default dtype for diffusers' constructors; both are restored.
+
+    diffusers draws initial weights from the global RNG in the default dtype, so both are
+    pinned here: the same seed gives the same float32 weights whatever the caller's settings.
+    """
+    old = torch.get_default_dtype()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        yield
+        torch.set_default_dtype(torch.float32)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(old)
 
 
 def build_autoencoder(arch: ArchConfig, image_shape: tuple[int, int, int]):

@@ -70,43 +70,53 @@ def study_table(result: dict) -> str:
     return text
 
 
-def pareto_plot(result: dict, path: str | os.PathLike) -> None:
-    """Separability against Vendi score and within-class variance, error bars = std over seeds."""
+def pareto_plot(result: dict, path: str | os.PathLike, zoom_from: float = 0.95) -> None:
+    """Separability against Vendi score and within-class variance, error bars = std over seeds.
+
+    Top row: every schedule; bottom row: zoom on separability ≥ ``zoom_from``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, metric in zip(axes, ("vendi", "within_class_var")):
-        for family, (color, fmt) in _STYLE.items():
-            rows = (
-                [result["reference"]]
-                if family == "reference"
-                else [r for r in result["rows"] if r["family"] == family]
-            )
-            if not rows:
-                continue
-            x = [r["mean"]["separability"] for r in rows]
-            y = [r["mean"][metric] for r in rows]
-            ax.errorbar(
-                x,
-                y,
-                xerr=[_nz(r["std"]["separability"]) for r in rows],
-                yerr=[_nz(r["std"][metric]) for r in rows],
-                fmt=fmt,
-                color=color,
-                label=family,
-                capsize=2,
-            )
-        ax.set_xlabel("separability (evaluator accuracy)")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 9))
+    for col, metric in enumerate(("vendi", "within_class_var")):
+        for row, lo in enumerate((None, zoom_from)):
+            _pareto_panel(axes[row, col], result, metric, lo)
+    axes[0, 0].legend(fontsize=8)
     fig.suptitle("latent study: separability vs diversity (mean ± std over seeds)")
     fig.tight_layout()
     _save_fig(fig, path)
     plt.close(fig)
+
+
+def _pareto_panel(ax, result: dict, metric: str, lo: float | None) -> None:
+    shown = []
+    for family, (color, fmt) in _STYLE.items():
+        rows = [result["reference"]] if family == "reference" else _family(result, family)
+        if lo is not None:
+            rows = [r for r in rows if r["mean"]["separability"] >= lo]
+        if not rows:
+            continue
+        x = [r["mean"]["separability"] for r in rows]
+        y = [r["mean"][metric] for r in rows]
+        shown += y
+        xerr = [_nz(r["std"]["separability"]) for r in rows]
+        yerr = [_nz(r["std"][metric]) for r in rows]
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=fmt, color=color, label=family, capsize=2)
+    if lo is not None and shown:
+        pad = 0.05 * (max(shown) - min(shown) + 1e-9)
+        ax.set_xlim(lo, 1.0 + (1.0 - lo) * 0.05)
+        ax.set_ylim(min(shown) - pad, max(shown) + pad)
+        ax.set_title(f"zoom: separability ≥ {lo}", fontsize=9)
+    ax.set_xlabel("separability (evaluator accuracy)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+
+
+def _family(result: dict, family: str) -> list[dict]:
+    return [r for r in result["rows"] if r["family"] == family]
 
 
 def sample_grid(grid: np.ndarray, path: str | os.PathLike, max_cols: int = 10) -> None:
