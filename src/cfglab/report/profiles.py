@@ -42,7 +42,7 @@ class ExponentialSettings:
     """Exponential regime K = e^{αd}: distortion vs α at several d, with the DMFT curve."""
 
     alphas: tuple = (0.05, 0.1, 0.2, 0.3)
-    ds: tuple = (10, 20, 30)
+    ds: tuple = (10, 20, 30, 40)
     w: float = 2.0
     n_samples: int = 1000
     steps: int = 200  # the DMFT is solved with the sampler's exact moment map on the same grid

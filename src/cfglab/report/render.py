@@ -25,10 +25,16 @@ def _label(section: dict) -> str:
     return _STATUS[section["supported"]]
 
 
+def _timing(report: dict) -> str:
+    cpu = report.get("cpu_s", {})
+    return (f"wall time {report['wall_s']:.0f} s (CPU: {cpu.get('tasks_s', 0):.0f} s in sweep tasks, "
+            f"{cpu.get('main_process_s', 0):.0f} s in the main process)")
+
+
 def write_markdown(path: Path, report: dict) -> None:
     """``report.md``: the summary table, then per section the claim, sentence and figures."""
-    lines = [f"# {report['title']}", "", f"Profile `{report['profile']}`, wall time "
-             f"{report['wall_s']:.0f} s, {report['created']}.", "", "| section | verdict |", "|---|---|"]
+    lines = [f"# {report['title']}", "", f"Profile `{report['profile']}`, {_timing(report)}, "
+             f"{report['created']}.", "", "| section | verdict |", "|---|---|"]
     lines += [f"| {s['title']} | {_label(s)} |" for s in report["sections"].values()]
     for s in report["sections"].values():
         lines += ["", f"## {s['title']}", "", f"*Claim.* {s['claim']}", "", f"**Verdict: {_label(s)}.**"]
@@ -69,7 +75,7 @@ def write_html(path: Path, report: dict) -> None:
     rows = "".join(f'<tr><td><a href="#{s["name"]}">{html.escape(s["title"])}</a></td>'
                    f"<td>{html.escape(_label(s))}</td></tr>" for s in report["sections"].values())
     body = [f"<h1>{html.escape(report['title'])}</h1>",
-            f"<p>Profile <code>{report['profile']}</code>, wall time {report['wall_s']:.0f} s, "
+            f"<p>Profile <code>{report['profile']}</code>, {html.escape(_timing(report))}, "
             f"{html.escape(report['created'])}. Numbers: <code>results.json</code>.</p>",
             f"<table><tr><th>section</th><th>verdict</th></tr>{rows}</table>"]
     for s in report["sections"].values():

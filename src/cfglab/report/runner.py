@@ -76,6 +76,16 @@ def _cost(task) -> float:
     return float(K) * p.get("d", 1) * p.get("n_samples", 1) * p.get("steps", 1)
 
 
+def _cpu_accounting(table, main_cpu: float) -> dict:
+    """CPU seconds behind the report: every task's (cached ones included) and this process's.
+
+    ``tasks_s / 2 + main_process_s`` estimates the wall time of a fresh run on 2 idle cores,
+    which a wall-clock measurement on a shared machine cannot give.
+    """
+    tasks = float(table["cpu_seconds"].sum()) if "cpu_seconds" in table else 0.0
+    return {"tasks_s": tasks, "main_process_s": main_cpu, "estimated_wall_2_cores_s": tasks / 2 + main_cpu}
+
+
 def _analyze(section: Section, profile: Profile, rows, figdir: Path) -> dict:
     try:
         result: SectionResult = section.analyze(profile, rows, figdir)
@@ -95,7 +105,7 @@ def reproduce(profile: Profile, out: str | Path, *, scheduler: str | None = None
     finished task).  A section whose module is missing is reported as "not available"; a
     section that raises is reported as "error" with its traceback — neither stops the others.
     """
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -119,6 +129,7 @@ def reproduce(profile: Profile, out: str | Path, *, scheduler: str | None = None
             entries[section.name] = _analyze(section, profile, rows, out / "figures")
     report = {"title": TITLE, "profile": profile.name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "wall_s": time.perf_counter() - start,
+              "cpu_s": _cpu_accounting(sweep.table, time.process_time() - cpu_start),
               "sweep": {"n_tasks": sweep.n_tasks, "n_cached": sweep.n_cached, "n_computed": sweep.n_computed,
                         "n_failed": sweep.n_failed},
               "sections": {s.name: entries[s.name] for s in sections}}

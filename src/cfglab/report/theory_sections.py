@@ -54,7 +54,7 @@ def _phase_plot(profile, cross, figdir, transition, alpha_critical):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax1.plot(alphas, [transition(a, lab.sigma2, lab.s2).t_c for a in alphas], "k-", label="theory t_c(α)")
     for d, g in cross.groupby("d"):
-        ax1.errorbar(g["alpha"], g["mean"], yerr=g["sem"], marker="o", ls="", label=f"simulation d = {d}")
+        ax1.errorbar(g["alpha"], g["mean"], yerr=g["sem"], marker="o", ls="", label=f"simulation d = {int(d)}")
     ax1.axvline(a_c, color="gray", ls=":", label=f"α_c = {a_c:.3f}")
     ax1.set(xlabel="α (K = e^{αd})", ylabel="class-resolution time t_c", title=f"σ² = {lab.sigma2:g}, s² = {lab.s2:g}")
     ax1.legend(fontsize=7)
@@ -151,10 +151,10 @@ def _exp_plot(stats, curve, finite, profile, figdir):
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for ax, (key, tkey, label) in zip(axes, _PANELS):
         for i, (d, g) in enumerate(stats[key].groupby("d")):
-            line = ax.errorbar(g["alpha"], g["mean"], yerr=g["sem"], marker="o", ls="", label=f"sim d = {d}")
+            line = ax.errorbar(g["alpha"], g["mean"], yerr=g["sem"], marker="o", ls="", label=f"sim d = {int(d)}")
             if finite:
                 ax.plot(g["alpha"], [finite[(int(d), float(a))][tkey] for a in g["alpha"]], ":",
-                        color=line[0].get_color(), label=f"DMFT d = {d}")
+                        color=line[0].get_color(), label=f"DMFT d = {int(d)}")
         if curve:
             al = sorted(curve)
             ax.plot(al, [curve[a][tkey] for a in al], "k--", label="DMFT d → ∞")
