@@ -96,6 +96,16 @@ def _study(p) -> None:
     p.set_defaults(func=run_study)
 
 
+def _check_sampling(args) -> None:
+    """Reject a bad schedule or sample count before any model is loaded or trained."""
+    from cfglab._validate import CfglabInputError
+    from cfglab.guidance.schedules import parse_schedule
+
+    parse_schedule(args.schedule)
+    if args.n_per_class < 1:
+        raise CfglabInputError(f"--n-per-class must be >= 1, got {args.n_per_class}")
+
+
 def _prepare(args, desc: str):
     from cfglab.latent.pipeline import prepare, resolve_config
 
@@ -138,6 +148,7 @@ def run_sample(args) -> int:
     from cfglab.latent.sample import generate
     from cfglab.latent.train import cpu_threads
 
+    _check_sampling(args)
     with cpu_threads(args.threads):
         prep = _prepare(args, "loading latent model")
         labels = torch.arange(prep.data.n_classes).repeat_interleave(args.n_per_class)
@@ -171,6 +182,7 @@ def run_evaluate(args) -> int:
     from cfglab.latent.pipeline import evaluate_schedule
     from cfglab.latent.train import cpu_threads
 
+    _check_sampling(args)
     with cpu_threads(args.threads):
         prep = _prepare(args, "loading latent model")
         result = evaluate_schedule(

@@ -28,7 +28,14 @@ import scipy.linalg
 
 from cfglab._validate import CfglabInputError
 
-__all__ = ["METRICS", "Evaluator", "reference_row", "score_images", "train_evaluator"]
+__all__ = [
+    "METRICS",
+    "Evaluator",
+    "check_sample_size",
+    "reference_row",
+    "score_images",
+    "train_evaluator",
+]
 
 METRICS = (
     "separability",
@@ -126,6 +133,15 @@ def vendi_cosine(feats: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return float(vendi.score_K(unit @ unit.T))
+
+
+def check_sample_size(n_per_class: int, nearest_k: int = 5) -> None:
+    """The k-NN metrics need ``n_per_class ≥ nearest_k + 2``; raise before any sampling."""
+    if int(n_per_class) < nearest_k + 2:
+        raise CfglabInputError(
+            f"n_per_class must be >= nearest_k + 2 = {nearest_k + 2} for the k-NN metrics,"
+            f" got {n_per_class}"
+        )
 
 
 def _class_metrics(ev: Evaluator, fake: np.ndarray, k: int, nearest_k: int) -> dict:

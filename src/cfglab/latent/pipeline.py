@@ -19,7 +19,13 @@ from cfglab._validate import CfglabInputError, positive_int
 from cfglab.guidance.schedules import as_schedule
 from cfglab.latent.checkpoint import load_or_train
 from cfglab.latent.data import DEFAULT_DATA, LatentData, load_data
-from cfglab.latent.evaluate import Evaluator, reference_row, score_images, train_evaluator
+from cfglab.latent.evaluate import (
+    Evaluator,
+    check_sample_size,
+    reference_row,
+    score_images,
+    train_evaluator,
+)
 from cfglab.latent.sample import generate
 from cfglab.latent.study import STUDY_PRESETS, run_study
 from cfglab.latent.train import PROFILES, LatentConfig, LatentModel, cpu_threads
@@ -83,6 +89,7 @@ def evaluate_schedule(
     """Metrics of ``n_per_class`` samples per class under ``schedule``; held-out reference."""
     schedule = as_schedule(schedule)
     n = positive_int("n_per_class", n_per_class)
+    check_sample_size(n, nearest_k)
     labels = torch.arange(prep.data.n_classes).repeat_interleave(n)  # [K n]
     images = generate(prep.model, labels, schedule, steps=steps, sampler=sampler, seed=seed).numpy()
     gen = score_images(prep.evaluator, images, labels.numpy(), nearest_k=nearest_k)
@@ -125,6 +132,7 @@ def latent_study(
         scfg = dataclasses.replace(scfg, seeds=tuple(range(positive_int("seeds", seeds))))
     if n_per_class is not None:
         scfg = dataclasses.replace(scfg, n_per_class=positive_int("n_per_class", n_per_class))
+    check_sample_size(scfg.n_per_class, scfg.nearest_k)  # before any training or sampling
     with cpu_threads(threads):
         prep = prepare(
             resolve_config(profile, data=data), checkpoint=checkpoint, progress=train_progress

@@ -22,7 +22,13 @@ import torch
 
 from cfglab._validate import positive_int
 from cfglab.guidance.schedules import Constant, Interval, NegativeWindow, Schedule
-from cfglab.latent.evaluate import METRICS, Evaluator, reference_row, score_images
+from cfglab.latent.evaluate import (
+    METRICS,
+    Evaluator,
+    check_sample_size,
+    reference_row,
+    score_images,
+)
 from cfglab.latent.sample import generate, karras_sigmas, sigma_at_fraction
 from cfglab.latent.stats import calibrated_schedule
 
@@ -143,7 +149,7 @@ def run_study(
     ``keep_images`` also ``images``: label -> uint8 array [classes, n, H, W] of the first seed.
     """
     progress = progress or (lambda done, total: None)
-    positive_int("n_per_class", cfg.n_per_class)
+    check_sample_size(positive_int("n_per_class", cfg.n_per_class), cfg.nearest_k)
     sigmas = karras_sigmas(cfg.steps)
     calib = calibrated_schedule(model, data, w=cfg.calibrated_w, sigma_max=float(sigmas[0]))
     rows = study_schedules(cfg, sigmas, calib.get("schedule_object"))
