@@ -85,6 +85,15 @@ class ShrinkageSettings:
     ws: tuple = (0.5, 1.0, 2.0, 4.0)
     switches: tuple = (0.3, 0.6, 1.0)
     seed: int = 0
+    # DMFT leg of the shrinkage check (cfglab.guidance.shrinkage), in chunks of sweep tasks
+    alpha: float = 0.2
+    dmft_chunks: int = 4
+    dmft_chunk_size: int = 25
+    # exponential-regime comparison with other guidance rules (cfglab.guidance.compare)
+    compare_d: int = 30
+    compare_n: int = 1000
+    compare_steps: int = 200
+    compare_seeds: int = 2
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,9 @@ _TEST = Profile(
     exponential=ExponentialSettings(alphas=(0.1, 0.3), ds=(6, 10), n_samples=100, steps=30, seeds=1, max_K=100),
     subexponential=SubExpSettings(ds=(2, 8, 32), n_samples=200, steps=30, seeds=1),
     infinite=InfiniteSettings(ds=(4, 32), n_samples=200, steps=30, seeds=1),
-    shrinkage=ShrinkageSettings(n_random=10, d=8, n_samples=200, steps=30, seeds=1, ws=(1.0, 3.0), switches=(0.6,)),
+    shrinkage=ShrinkageSettings(n_random=10, d=8, n_samples=200, steps=30, seeds=1, ws=(1.0, 3.0), switches=(0.6,),
+                                dmft_chunks=1, dmft_chunk_size=2, compare_d=8, compare_n=100, compare_steps=20,
+                                compare_seeds=1),
     latent=LatentSettings(enabled=False, model="tiny", study="quick", overrides=(
         ("seeds", (0, 1)), ("n_per_class", 3), ("steps", 4), ("constant_w", (0.0, 2.0)), ("interval_w", ()),
         ("window_w_pos", (2.0,)), ("window_fractions", (0.4,)), ("window_extra", ()))),
@@ -140,7 +151,8 @@ _FULL = Profile(
                                     n_samples=4000, steps=500, seeds=4, max_K=500_000),
     subexponential=SubExpSettings(ds=(2, 4, 8, 16, 32, 64, 128, 256), n_samples=8000, steps=1000, seeds=5),
     infinite=InfiniteSettings(ds=(4, 16, 64, 256, 1024), n_samples=8000, steps=1000, seeds=4),
-    shrinkage=ShrinkageSettings(n_random=2000, d=256, n_samples=8000, steps=1000, seeds=4),
+    shrinkage=ShrinkageSettings(n_random=2000, d=256, n_samples=8000, steps=1000, seeds=4, dmft_chunks=40,
+                                compare_d=40, compare_n=4000, compare_steps=500, compare_seeds=4),
     latent=LatentSettings(model="default", study="full", overrides=(("seeds", (0, 1, 2, 3, 4)),
                                                                     ("n_per_class", 200))),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 import time
 import traceback
 from datetime import datetime, timezone
@@ -72,8 +73,9 @@ def _plan(sections: list[Section], profile: Profile, entries: dict) -> dict:
 def _cost(task) -> float:
     """Rough flop count of a task, to start the longest ones first."""
     p = task.params
-    K = p.get("K") or (2.718 ** (p["alpha"] * p["d"]) if p.get("alpha") else 1)
-    return float(K) * p.get("d", 1) * p.get("n_samples", 1) * p.get("steps", 1)
+    d = p.get("d") or 1
+    K = p.get("K") or (math.exp(min(p["alpha"] * d, 50.0)) if p.get("alpha") else 1)
+    return float(K) * d * p.get("n_samples", 1) * p.get("steps", 1)
 
 
 def _cpu_accounting(table, main_cpu: float) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from cfglab.report.base import Figure, Section, SectionResult, fmt, group_stats, save_figure, sim_tasks, verdict
+from cfglab.report.rules_figure import dmft_shrinkage, rules_figure, rules_tasks
 from cfglab.sweep import tasks_from_dict
 
 __all__ = ["SHRINKAGE", "named_schedules", "random_nonnegative_schedules"]
@@ -83,7 +84,7 @@ def _tasks(profile):
     theory = {"kind": "theory.gaussian", "name": "shrinkage-theory",
               "params": {"sigma2": lab.sigma2, "s2": lab.s2, "sampler": lab.sampler, "T": lab.T, "n_points": 3},
               "grid": {"schedule": [str(s) for s in random_nonnegative_schedules(cfg.n_random, cfg.seed)]}}
-    return sims + tasks_from_dict(theory)
+    return sims + tasks_from_dict(theory) + rules_tasks(profile)
 
 
 def _theory(profile, schedules, steps: int | None = None) -> list[tuple[float, float]]:
@@ -130,7 +131,8 @@ def _analyze(profile, rows, figdir) -> SectionResult:
     rand = list(zip(theory_rows["mean_overlap"], theory_rows["var_ratio"]))
     named_theory = dict(zip(labels, _theory(profile, labels.values())))
     named_discrete = dict(zip(labels, _theory(profile, labels.values(), steps=cfg.steps)))
-    sim = _sim_table(rows[rows["kind"] == "simulate"], labels)
+    sim = _sim_table(rows[rows["name"] == "shrinkage"], labels)
+    dmft = dmft_shrinkage(rows)
     nonneg = [lab for lab in labels if "neg." not in lab and "calibrated" not in lab]
     max_theory = max(v for _, v in rand + [named_theory[lab] for lab in nonneg])
     # simulated ratios carry the sampler's discretisation bias (EM variance a few % high): judge the
@@ -139,8 +141,8 @@ def _analyze(profile, rows, figdir) -> SectionResult:
     max_disc = max(named_discrete[lab][1] for lab in nonneg)
     windows = [lab for lab in labels if lab not in nonneg and sim.loc[lab, "m"] > 1.05]
     best = min(windows, key=lambda lab: abs(sim.loc[lab, "v"] - 1)) if windows else None
-    ok = bool(max_theory <= 1 + 1e-9 and max_sim <= max(1.0, max_disc))
-    numbers = {"n_random": cfg.n_random, "max_var_ratio_nonneg_theory": max_theory,
+    ok = bool(max_theory <= 1 + 1e-9 and max_sim <= max(1.0, max_disc) and (dmft is None or dmft["holds"]))
+    numbers = {"dmft_check": dmft, "n_random": cfg.n_random, "max_var_ratio_nonneg_theory": max_theory,
                "max_var_ratio_nonneg_sim_minus_3se": max_sim, "max_var_ratio_nonneg_discrete_sampler": max_disc,
                "schedules": {lab: {"schedule": labels[lab], "sim_mean_overlap": float(sim.loc[lab, "m"]),
                                    "sim_var_ratio": float(sim.loc[lab, "v"]), "theory_mean_overlap": named_theory[lab][0],
@@ -158,14 +160,23 @@ def _analyze(profile, rows, figdir) -> SectionResult:
         window_part = (f"; the negative window closest to the target variance ({best}) reaches var⊥/σ² = "
                        f"{fmt(v_best)} at m = {fmt(m_best)}, where the best non-negative schedule at least as "
                        f"separating reaches {fmt(rival)}")
+    dmft_part = "" if dmft is None else (
+        f", {fmt(max(dmft['max_var_ratio_dmft_sde'], dmft['max_var_ratio_dmft_ode']), 4)} in the DMFT at "
+        f"α = {cfg.alpha:g} over {dmft['n']} more")
     sentence = (f"Over {cfg.n_random} random non-negative schedules the largest predicted variance ratio is "
-                f"{fmt(max_theory, 4)} (simulated non-negative schedules: at most {fmt(max_sim, 4)} after "
+                f"{fmt(max_theory, 4)}{dmft_part} (simulated non-negative schedules: at most {fmt(max_sim, 4)} after "
                 f"subtracting 3 standard errors, against {fmt(max_disc, 4)} expected from the {cfg.steps}-step "
                 f"sampler's bias){window_part}; these numbers {verdict(ok)} the claim that no non-negative schedule "
                 f"prevents variance shrinkage while a negative window restores diversity and keeps separability.")
     path = _plot(rand, named_theory, sim, figdir)
-    caption = f"Separability–diversity (Pareto) plot of guidance schedules in the infinite-class limit (d = {cfg.d}). {sentence}"
-    return SectionResult([Figure(path, caption)], numbers, sentence, ok, notes)
+    figures = [Figure(path, f"Separability–diversity (Pareto) plot of guidance schedules in the infinite-class limit (d = {cfg.d}). {sentence}")]
+    if (rows["name"] == "rules").any():
+        fig2, numbers["rules"], ok2, sentence2 = rules_figure(profile, rows, figdir)
+        figures.append(fig2)
+        numbers["rules_supported"] = ok2
+        ok = bool(ok and ok2 is not False)
+        sentence = f"{sentence} {sentence2}"
+    return SectionResult(figures, numbers, sentence, ok, notes)
 
 
 SHRINKAGE = Section(
