@@ -86,8 +86,8 @@ STUDY_PRESETS: dict[str, StudyConfig] = {
     "full": StudyConfig(),
     "quick": StudyConfig(
         n_per_class=20,
-        steps=8,
-        constant_w=(0.0, 0.5, 1.0, 2.0),
+        steps=12,  # 8 Heun steps visibly degrade the samples (FD 2.3 vs 1.0 at w=0)
+        constant_w=(-0.5, 0.0, 0.25, 0.5, 1.0, 2.0),
         interval_w=(1.0,),
         window_w_pos=(1.0, 2.0),
         window_fractions=(0.4,),
