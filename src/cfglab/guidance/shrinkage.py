@@ -33,7 +33,7 @@ def _piecewise(rng: np.random.Generator, T: float) -> Schedule:
 def _interval(rng: np.random.Generator, T: float) -> Schedule:
     lo_t, hi_t = np.sort(rng.uniform(0.0, T, size=2))
     return Interval(round(float(rng.uniform(0, W_MAX)), 4), round(sigma_from_t(float(lo_t)), 6),
-                    round(sigma_from_t(float(hi_t)), 6) + 1e-6)
+                    round(sigma_from_t(float(hi_t)) + 1e-6, 6))
 
 
 def _ramp(rng: np.random.Generator, T: float) -> Schedule:
