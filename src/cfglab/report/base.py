@@ -81,7 +81,7 @@ def group_stats(rows, by: str | list[str], column: str):
 
 def verdict(ok: bool | None) -> str:
     """The word used in sentences for a computed verdict."""
-    return {True: "support", False: "do not support", None: "cannot decide"}[ok]
+    return {True: "support", False: "do not support", None: "are inconclusive about"}[ok]
 
 
 def fmt(x: float | None, digits: int = 3) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cfglab.cli._common import write_json_atomic
-from cfglab.report.base import Figure, Section, SectionResult, fmt, save_figure
+from cfglab.report.base import Figure, Section, SectionResult, fmt, save_figure, verdict
 
 __all__ = ["LATENT"]
 
@@ -69,6 +69,7 @@ def _pareto(study: dict, figdir: Path) -> str:
     for row in study["rows"]:
         families.setdefault(row["family"], []).append(row)
     for family, rows in families.items():
+        rows = sorted(rows, key=lambda r: r["mean"]["separability"])
         x = [r["mean"]["separability"] for r in rows]
         y = [r["mean"]["vendi"] for r in rows]
         ax.errorbar(x, y, xerr=[r["std"]["separability"] for r in rows], yerr=[r["std"]["vendi"] for r in rows],
@@ -131,7 +132,7 @@ def _analyze(profile, rows, figdir) -> SectionResult:
                 f"{fmt(best['separability'])}")
     sentence = (f"Best constant CFG ({top['label']}) reaches separability {fmt(top['mean']['separability'])} "
                 f"(held-out real data: {fmt(ref['separability'])}, FD {fmt(top['mean']['fd'])} vs {fmt(ref['fd'])}); "
-                f"{part}; these numbers {({True: 'support', False: 'do not support', None: 'cannot decide'})[ok]} "
+                f"{part}; these numbers {verdict(ok)} "
                 f"the claim that a negative window raises diversity at equal separability.")
     figures = [Figure(_pareto(study, figdir), f"Separability–diversity plot of guidance schedules on the trained latent model. {sentence}")]
     images = _images(folder)

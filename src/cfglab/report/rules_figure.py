@@ -97,14 +97,19 @@ def rules_figure(profile, rows, figdir) -> tuple[Figure, dict, bool | None, str]
     if not windows:
         return Figure(path, "Guidance rules in the exponential regime."), numbers, None, "no window keeps m > 1.02"
     best = min(windows, key=lambda lab: abs(windows[lab][3] - 1))
-    m_b, v_b = windows[best][1], windows[best][3]
-    rivals = [t[3] for t in nonneg if t[1] >= m_b - 0.02]
-    ok = bool(rivals) and v_b > max(rivals)
+    m_b, v_b, se_b = windows[best][1], windows[best][3], windows[best][4]
+    rivals = [t for t in nonneg if t[1] >= m_b - 0.02]
+    ok, rival_v = None, None
+    if rivals:  # beyond 2 standard errors either way, otherwise undecided
+        rival = max(rivals, key=lambda t: t[3])
+        rival_v, gap = rival[3], v_b - rival[3]
+        se = math.hypot(se_b, rival[4])
+        ok = True if gap > 2 * se else (False if gap < -2 * se else None)
     others = "; ".join(f"{lab}: m = {fmt(t[1])}, var⊥/σ² = {fmt(t[3])}" for lab, t in table.items()
                        if t[0] in ("power_law", "apg"))
     sentence = (f"In the exponential regime (α = {cfg.alpha:g}, d = {cfg.compare_d}) the window closest to the target "
                 f"variance ({best}) reaches var⊥/σ² = {fmt(v_b)} at m = {fmt(m_b)}, against at most "
-                f"{fmt(max(rivals) if rivals else None)} for non-negative schedules at least as separating "
+                f"{fmt(rival_v)} for non-negative schedules at least as separating "
                 f"({others}); these numbers {verdict(ok)} the negative-window claim in this regime.")
     caption = ("Separability–diversity plot of guidance schedules and rules (power-law CFG, APG) on exact scores "
                f"with K = e^(αd) classes. {sentence}")
