@@ -1,10 +1,32 @@
 """cfglab: exact scores, theory and guidance schedules for the distortions of classifier-free guidance.
 
 Reference: "Emergence of Distortions in High-Dimensional Guided Diffusion Models"
-(arXiv 2602.00716).  Weight convention: ``s_w = s_c + w (s_c − s_u)``.
+(arXiv 2602.00716).  Weight convention: ``s_w = s_c + w (s_c − s_u)``; σ(t) = sqrt(e^{2t} − 1)
+is the shared time variable.  Subpackages: :mod:`cfglab.lab` (exact-score laboratory),
+:mod:`cfglab.theory`, :mod:`cfglab.guidance`, :mod:`cfglab.latent` (needs the ``latent``
+extra), :mod:`cfglab.integrations` (diffusers), :mod:`cfglab.sweep`, :mod:`cfglab.report`.
 """
 
 from cfglab._validate import CfglabInputError
+from cfglab.guidance import (
+    APG,
+    CFG,
+    Calibration,
+    Constant,
+    Cosine,
+    FromCallable,
+    Interval,
+    Linear,
+    NegativeWindow,
+    PaperLinear,
+    PiecewiseConstant,
+    PowerLawCFG,
+    Schedule,
+    as_schedule,
+    calibrate,
+    parse_schedule,
+)
+from cfglab.integrations import CFGDenoiser
 from cfglab.lab import (
     GaussianMixture,
     InfiniteClassMixture,
@@ -21,27 +43,20 @@ from cfglab.lab import (
     simulate,
 )
 from cfglab.noise import sigma_from_t, t_from_sigma
-from cfglab.guidance import (
-    Constant,
-    Cosine,
-    FromCallable,
-    Interval,
-    Linear,
-    NegativeWindow,
-    PaperLinear,
-    Schedule,
-    as_schedule,
-    parse_schedule,
-)
+from cfglab.theory import solve_dmft, solve_gaussian, transition
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CfglabInputError",
+    # exact-score lab
     "GaussianMixture", "InfiniteClassMixture", "SimulationConfig", "TrajectoryRecorder", "distortion",
     "explicit_mixture", "exponential_mixture", "infinite_class_mixture", "random_mixture",
-    "sample_ode", "sample_sde", "sigma_grid", "simulate",
-    "sigma_from_t", "t_from_sigma",
+    "sample_ode", "sample_sde", "sigma_grid", "simulate", "sigma_from_t", "t_from_sigma",
+    # guidance
     "Schedule", "Constant", "Cosine", "FromCallable", "Interval", "Linear", "NegativeWindow",
-    "PaperLinear", "as_schedule", "parse_schedule",
+    "PaperLinear", "PiecewiseConstant", "as_schedule", "parse_schedule",
+    "CFG", "PowerLawCFG", "APG", "Calibration", "calibrate", "CFGDenoiser",
+    # theory
+    "solve_gaussian", "solve_dmft", "transition",
 ]

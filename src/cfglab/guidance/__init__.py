@@ -1,5 +1,7 @@
-"""Guidance: schedules w(σ) and the rules that combine conditional and unconditional scores."""
+"""Guidance: schedules w(σ), the rules that combine s_c and s_u, and theory-calibrated windows."""
 
+from cfglab.guidance.calibrate import Calibration, calibrate
+from cfglab.guidance.rules import APG, CFG, PowerLawCFG
 from cfglab.guidance.schedules import (
     SCHEDULES,
     Constant,
@@ -9,6 +11,7 @@ from cfglab.guidance.schedules import (
     Linear,
     NegativeWindow,
     PaperLinear,
+    PiecewiseConstant,
     Schedule,
     as_schedule,
     parse_schedule,
@@ -16,5 +19,6 @@ from cfglab.guidance.schedules import (
 
 __all__ = [
     "SCHEDULES", "Constant", "Cosine", "FromCallable", "Interval", "Linear", "NegativeWindow",
-    "PaperLinear", "Schedule", "as_schedule", "parse_schedule",
+    "PaperLinear", "PiecewiseConstant", "Schedule", "as_schedule", "parse_schedule",
+    "APG", "CFG", "PowerLawCFG", "Calibration", "calibrate",
 ]

@@ -1,1 +1,19 @@
-"""Theory of guided diffusion on Gaussian mixtures (SPEC §5): infinite-class limit, class-resolution transition, DMFT."""
+"""Theory of guided diffusion on Gaussian mixtures (SPEC §5).
+
+* :mod:`~cfglab.theory.gaussian` — infinite-class limit: exact moment ODEs and closed forms;
+* :mod:`~cfglab.theory.rem`, :mod:`~cfglab.theory.transition` — Random-Energy-Model free energy
+  of the non-target classes, class-resolution time t_c and critical rate α_c;
+* :mod:`~cfglab.theory.dmft` — mean-field order parameters of the guided dynamics;
+* :mod:`~cfglab.theory.potential`, :mod:`~cfglab.theory.validate`, :mod:`~cfglab.theory.regimes` —
+  effective potential, theory against simulation, and the paper's three regime claims.
+"""
+
+from cfglab.theory.dmft import DMFTPrediction, solve_dmft
+from cfglab.theory.gaussian import GaussianPrediction, closed_form_constant, solve_discrete, solve_gaussian
+from cfglab.theory.transition import TransitionResult, alpha_critical, crossing_time, transition
+
+__all__ = [
+    "DMFTPrediction", "solve_dmft",
+    "GaussianPrediction", "closed_form_constant", "solve_discrete", "solve_gaussian",
+    "TransitionResult", "alpha_critical", "crossing_time", "transition",
+]
