@@ -139,7 +139,7 @@ _TEST = Profile(
                                 dmft_chunks=1, dmft_chunk_size=2, compare_d=8, compare_n=100, compare_steps=20,
                                 compare_seeds=1),
     latent=LatentSettings(enabled=False, model="tiny", study="quick", overrides=(
-        ("seeds", (0, 1)), ("n_per_class", 3), ("steps", 4), ("constant_w", (0.0, 2.0)), ("interval_w", ()),
+        ("seeds", (0, 1)), ("n_per_class", 7), ("steps", 4), ("constant_w", (0.0, 2.0)), ("interval_w", ()),
         ("window_w_pos", (2.0,)), ("window_fractions", (0.4,)), ("window_extra", ()))),
 )
 
