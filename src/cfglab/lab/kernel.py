@@ -5,20 +5,23 @@ mean ``Σ_k π_k μ_k`` (π = softmax ℓ), ``log Σ_k e^{ℓ_k}`` and ``max_k �
 log-sum-exp over class chunks: the exact unconditional score of the paper's mixtures
 (``s_u = −(x − e^{−t} Σ π_k μ_k)/Γ``) at ~``4 N K d`` flops and memory independent of K.
 
-Per tile of ``R`` points × ``C`` classes the work is three passes over one ``[R, C]`` buffer
-that stays in cache:
+Per tile of ``R`` points × ``C`` classes (one ``[R, C]`` buffer sized to stay in cache):
 
-1. one GEMM ``[a x, −b/2, 1, −m] · [μ, |μ|², log w, 1]ᵀ`` gives the shifted logits
+1. one GEMM ``[a x, −b/2, (1), −m] · [μ, |μ|², (log w), 1]ᵀ`` gives the shifted logits
    ``ℓ − m`` directly (bias, weights and the running shift ``m`` folded into the product);
-2. a row max (exact ``max_k ℓ_k``; the shift ``m`` is only moved when a row's logits exceed it
-   by more than ``τ`` — lazy rescaling — so ``exp`` never overflows) and an in-place ``exp_``;
-3. a row sum and the GEMM ``acc += e^{ℓ−m} μ`` (``addmm`` into the accumulator).
+2. ``clamp_`` to ``[floor, τ]`` and an in-place ``exp_``, then a row sum; a row sum below
+   ``e^τ`` proves nothing was clamped from above, otherwise (rare) the tile is recomputed
+   with its row max and the shift moved (lazy rescaling: only when a row's logits exceed the
+   shift by more than ``τ``), so ``exp`` never overflows;
+3. the GEMM ``acc += e^{ℓ−m} μ`` (``addmm`` into the accumulator).
 
+The first chunk, CUDA tiles and ``track_max=True`` always take the row max (exact
+``max_k ℓ_k``).  Problems that fit one tile use a direct path (logits, logsumexp, one GEMM).
 Class means come from a ``[K, d]`` tensor or from any object with ``K``, ``d`` and
 ``blocks()`` yielding ``[rows, d]`` tensors in order (e.g. means regenerated on the fly from a
 counter-based seed, :class:`cfglab.lab.ensembles.SeededMeans`), so K may exceed memory.
-The code is device-agnostic (CPU and CUDA); on CUDA the lazy-rescale test that would need a
-host sync is replaced by an unconditional (cheap, on-device) shift.
+The code is device-agnostic (CPU and CUDA); on CUDA the tests that would need a host sync
+are replaced by an unconditional (cheap, on-device) row max and shift.
 """
 
 from __future__ import annotations
@@ -41,9 +44,9 @@ DEFAULT_BUDGET_BYTES = 256 * 2**20  # cap on the kernel's per-tile working memor
 _MIN_CHUNK = 128  # below this many classes per GEMM, BLAS efficiency drops
 _MAX_ROWS = 4096  # row-block cap on CPU (larger batches are tiled)
 _TAU = {torch.float32: 16.0, torch.float64: 64.0}  # lazy-rescale threshold: exp(ℓ − m) ≤ e^τ
-# exp of inputs below ~-88 (float32) / ~-708 (float64) takes a scalar slow path (~100x) and
-# yields subnormals that stall the next GEMM; terms below e^floor (≤ 1e-26 of the largest
-# term, which is ≥ e^{-τ}·... ≥ 1 after the first chunk) are clamped there instead.
+# exp of inputs below ~-88 (float32) / ~-708 (float64) takes a scalar slow path (~100x,
+# measured) and yields subnormals that stall the next GEMM; the largest term of every row is
+# ≥ 1 after the first chunk, so terms below e^floor (< 1e-26 of it) are clamped there instead.
 _FLOOR = {torch.float32: -60.0, torch.float64: -600.0}
 
 
