@@ -104,3 +104,15 @@ def test_pi_crossing_interpolates_a_logistic_crossing():
     assert pi_crossing(list(t), list(pi)) == pytest.approx(t_c, abs=1e-3)
     assert pi_crossing([3.0, 2.0, 1.0], [0.1, 0.2, 0.3]) is None
     assert math.isclose(pi_crossing([3.0, 2.0], [0.0, 1.0]), 2.5)
+
+
+def test_cli_prints_one_json_object_and_rejects_unknown_profiles(test_report, capsys):
+    from cfglab.cli import main
+
+    out, _ = test_report
+    assert main(["reproduce", "--profile", "test", "--out", str(out), "--workers", "0", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["profile"] == "test" and summary["index"].endswith("index.html")
+    assert summary["latent"] == "skipped" and summary["subexponential"] in ("supported", "not supported")
+    assert main(["reproduce", "--profile", "huge", "--json"]) == 2
+    assert "unknown profile 'huge'" in capsys.readouterr().err
