@@ -234,6 +234,15 @@ def _gemm_peak(cfg: BenchConfig, inp: _Inputs, tick: Callable[[], None]) -> dict
     return {f"{k}_gflops": flops[k] / min(v) / 1e9 for k, v in times.items()} | {"square_n": n}
 
 
+def _has_sklearn() -> bool:
+    """scikit-learn is optional (extra ``test``/``latent``); imported here, outside the timed call."""
+    try:
+        import sklearn.mixture  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _rel_err(got, ref) -> float:
     got, ref = (torch.as_tensor(v, dtype=torch.float64).cpu() for v in (got, ref))
     return float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-300))
@@ -250,9 +259,7 @@ def _compare(cfg: BenchConfig, inp: _Inputs, tick: Callable[[], None]) -> dict:
     if naive_ok:
         methods["naive"] = lambda: naive_posterior(inp.x, inp.means, inp.a, inp.b)
     times = _interleaved(methods, cfg.repeats, cfg, tick)
-    sk_ok = cfg.sklearn and torch.device(cfg.device).type == "cpu" and _fits(cfg, K, N, 5 * 8)
-    if sk_ok:
-        import sklearn.mixture  # noqa: F401  (import outside the timed call)
+    sk_ok = cfg.sklearn and torch.device(cfg.device).type == "cpu" and _fits(cfg, K, N, 5 * 8) and _has_sklearn()
     out = {}
     out["memory"], out["accuracy"], sk_seconds = _memory_and_accuracy(inp, cfg, naive_ok, sk_ok)
     if sk_ok:  # slow: timed once, in the same call that measures its memory
