@@ -118,3 +118,14 @@ def test_crossing_in_simulation_approaches_t_c(slow_scale):
     assert rms[big] < 0.05 and rms[big] < rms[dims[0]] + 0.01
     mean, spread = means[big]
     assert abs(mean - t_c) < 3 * spread / math.sqrt(seeds - 1) + 0.05
+
+
+def test_zero_rate_is_the_typical_energy_and_dmft_handles_two_classes():
+    """α_eff = log(K − 1)/d = 0 (K = 2): one non-target class sits at its typical energy Λ'(0)."""
+    from cfglab.theory.dmft import solve_dmft
+    from cfglab.theory.rem import rem_free_energy, rem_lambda_prime
+
+    state = rem_free_energy(0.0, 0.7, 0.9)
+    assert state.free_energy == pytest.approx(rem_lambda_prime(0.0, 0.7, 0.9)) == pytest.approx(-0.35)
+    pred = solve_dmft(0.05, d=10, steps=200, schedule="constant:w=2")  # K = ceil(e^0.5) = 2
+    assert pred.t_switch == pytest.approx(6.0) and abs(pred.mean_overlap - 1) < 0.1

@@ -69,6 +69,8 @@ def rem_free_energy(alpha: float, r: float, A: float) -> REMState:
     Liquid when the entropy ``α + Λ(1) − Λ'(1)`` at θ = 1 is positive; otherwise frozen at the
     largest energy ``Λ'(θ*)``, ``θ* Λ'(θ*) − Λ(θ*) = α`` (θ* ∈ (0, 1)).
     """
+    if alpha <= 0:  # sub-exponentially many classes: frozen at the typical energy Λ'(0)
+        return REMState(rem_lambda_prime(0.0, r, A), "frozen", 0.0, alpha)
     lam1, dlam1 = rem_lambda(1.0, r, A), rem_lambda_prime(1.0, r, A)
     entropy = alpha + lam1 - dlam1
     if entropy >= 0:
