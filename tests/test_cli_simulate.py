@@ -86,3 +86,10 @@ def test_console_script_exit_status():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "cfglab simulate: error: sigma2 must be > 0, got -1.0"
+
+
+def test_on_the_fly_means_give_the_same_run(capsys):
+    argv = ["simulate", "--d", "8", "--alpha", "0.6", "--n-samples", "100", "--steps", "20", "--json"]
+    _, stored, _ = run_cli(argv, capsys)
+    _, regenerated, _ = run_cli(argv + ["--on-the-fly"], capsys)
+    assert json.loads(stored) == json.loads(regenerated)

@@ -25,6 +25,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--memory-gb", type=number, default=4.0, help="budget for the class means")
+    p.add_argument("--on-the-fly", action="store_true",
+                   help="regenerate the class means from the seed at every pass (K beyond memory)")
     p.add_argument("--trajectory", metavar="FILE", help="write per-step m, v, π_c, CFG force as JSON")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -37,7 +39,7 @@ def run(args) -> int:
         d=args.d, K=args.K, alpha=args.alpha, infinite=args.infinite, sigma2=args.sigma2, s2=args.s2,
         schedule=args.schedule, sampler=args.sampler, n_samples=args.n_samples, steps=args.steps,
         T=args.T, seed=args.seed, device=args.device, dtype=args.dtype, start=args.start,
-        memory_gb=args.memory_gb,
+        memory_gb=args.memory_gb, on_the_fly=args.on_the_fly,
     )
     with progress_bar("sampling", enabled=not args.json) as update:
         result = simulate(cfg, trajectory=bool(args.trajectory), progress=update)

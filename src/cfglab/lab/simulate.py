@@ -40,6 +40,7 @@ class SimulationConfig:
     dtype: str = "float64"
     start: str = "noise"  # "noise": x_T ~ N(0, I); "marginal": the exact noised law at T
     memory_gb: float = 4.0
+    on_the_fly: bool = False  # regenerate random means from the seed instead of storing them
 
     def __post_init__(self):
         positive_int("d", self.d)
@@ -75,10 +76,10 @@ def build_model(cfg: SimulationConfig):
     kw = dict(seed=cfg.seed, dtype=DTYPES[cfg.dtype], device=cfg.device)
     if cfg.infinite:
         return infinite_class_mixture(cfg.d, cfg.sigma2, cfg.s2, **kw)
-    mem = int(cfg.memory_gb * 2**30)
+    kw.update(memory_bytes=int(cfg.memory_gb * 2**30), on_the_fly=cfg.on_the_fly)
     if cfg.alpha is not None:
-        return exponential_mixture(cfg.alpha, cfg.d, cfg.sigma2, cfg.s2, memory_bytes=mem, **kw)
-    return random_mixture(cfg.K, cfg.d, cfg.sigma2, cfg.s2, memory_bytes=mem, **kw)
+        return exponential_mixture(cfg.alpha, cfg.d, cfg.sigma2, cfg.s2, **kw)
+    return random_mixture(cfg.K, cfg.d, cfg.sigma2, cfg.s2, **kw)
 
 
 def _initial_state(model, cfg: SimulationConfig, generator: torch.Generator) -> torch.Tensor:
