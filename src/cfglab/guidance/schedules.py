@@ -114,22 +114,27 @@ class Interval(Schedule):
 
 
 @dataclass(frozen=True)
-class Linear(Schedule):
-    """Linear ramp over the sampling run (Wang et al. 2024, "Analysis of CFG weight schedulers").
+class _Ramp(Schedule):
+    """A ramp from ``start`` (at ``sigma_max`` and above) to ``end`` (at σ = 0).
 
-    ``w = start + (end − start) p`` with ``p = 1 − t(σ)/t(sigma_max)`` the fraction of the run
-    in OU time (p = 0 at ``sigma_max`` and above, p = 1 at σ = 0).
+    Progress is the fraction of the run in OU time, ``p = 1 − t(σ)/t(sigma_max)``.
     """
 
     start: float
     end: float
     sigma_max: float = SIGMA_MAX_DEFAULT
-    name: ClassVar[str] = "linear"
 
     def __post_init__(self):
         object.__setattr__(self, "start", guidance_weight("start", self.start))
         object.__setattr__(self, "end", guidance_weight("end", self.end))
         object.__setattr__(self, "sigma_max", positive("sigma_max", self.sigma_max))
+
+
+@dataclass(frozen=True)
+class Linear(_Ramp):
+    """Linear ramp (Wang et al. 2024, "Analysis of CFG weight schedulers"): ``w = start + (end − start) p``."""
+
+    name: ClassVar[str] = "linear"
 
     def weight(self, sigma):
         p = _progress(sigma, self.sigma_max)
@@ -137,18 +142,10 @@ class Linear(Schedule):
 
 
 @dataclass(frozen=True)
-class Cosine(Schedule):
-    """Cosine ramp (Wang et al. 2024): ``w = end + (start − end)(1 + cos πp)/2``, p as in :class:`Linear`."""
+class Cosine(_Ramp):
+    """Cosine ramp (Wang et al. 2024): ``w = end + (start − end)(1 + cos πp)/2``."""
 
-    start: float
-    end: float
-    sigma_max: float = SIGMA_MAX_DEFAULT
     name: ClassVar[str] = "cosine"
-
-    def __post_init__(self):
-        object.__setattr__(self, "start", guidance_weight("start", self.start))
-        object.__setattr__(self, "end", guidance_weight("end", self.end))
-        object.__setattr__(self, "sigma_max", positive("sigma_max", self.sigma_max))
 
     def weight(self, sigma):
         p = _progress(sigma, self.sigma_max)

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from cfglab._validate import CfglabInputError
-from cfglab.noise import sigma_from_t, t_from_sigma
+from cfglab.noise import ou_time_grid, sigma_from_t, t_from_sigma
 from cfglab.guidance.schedules import as_schedule
 
 __all__ = ["sample_sde", "sample_ode", "sigma_grid", "SAMPLERS"]
@@ -26,8 +26,6 @@ __all__ = ["sample_sde", "sample_ode", "sigma_grid", "SAMPLERS"]
 
 def sigma_grid(T: float = 6.0, steps: int = 500, *, dtype=torch.float64) -> torch.Tensor:
     """σ grid uniform in OU time from t = T down to t = 0, shape [steps + 1]."""
-    from cfglab.noise import ou_time_grid
-
     return sigma_from_t(ou_time_grid(T, steps, dtype=dtype))
 
 
@@ -39,6 +37,13 @@ def _check_state(model, x: torch.Tensor) -> None:
         raise CfglabInputError(
             f"x is {x.dtype} on {x.device} but the model is {ref.dtype} on {ref.device}; convert x with .to()"
         )
+
+
+def _steps(model, x: torch.Tensor, sigmas):
+    """Validate the state, then yield ``(i, σ_i, σ_{i+1})`` over the grid."""
+    _check_state(model, x)
+    grid = [float(s) for s in sigmas]
+    yield from ((i, s, s_next) for i, (s, s_next) in enumerate(zip(grid[:-1], grid[1:])))
 
 
 def _step_inputs(model, x, sigma: float, schedule, callback, i):
@@ -65,9 +70,7 @@ def sample_sde(
     x : [N, d] start at σ = sigmas[0]; returns [N, d] at σ = sigmas[-1].
     """
     schedule = as_schedule(schedule)
-    _check_state(model, x)
-    grid = [float(s) for s in sigmas]
-    for i, (sigma, sigma_next) in enumerate(zip(grid[:-1], grid[1:])):
+    for i, sigma, sigma_next in _steps(model, x, sigmas):
         t, _, out = _step_inputs(model, x, sigma, schedule, callback, i)
         h = t - t_from_sigma(sigma_next)  # step in reverse time τ
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
@@ -89,9 +92,7 @@ def sample_ode(
     ``generator`` is unused (the ODE is deterministic) and accepted for a uniform signature.
     """
     schedule = as_schedule(schedule)
-    _check_state(model, x)
-    grid = [float(s) for s in sigmas]
-    for i, (sigma, sigma_next) in enumerate(zip(grid[:-1], grid[1:])):
+    for i, sigma, sigma_next in _steps(model, x, sigmas):
         t, _, out = _step_inputs(model, x, sigma, schedule, callback, i)
         t_next = t_from_sigma(sigma_next)
         h = t - t_next
