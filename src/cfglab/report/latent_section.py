@@ -93,7 +93,8 @@ def _grid(images: dict, labels: list[str], figdir: Path) -> str:
         x = images[label]  # [classes, n, H, W]
         k, n, h, w = x.shape
         n = min(n, 8)
-        ax.imshow(x[:, :n].transpose(0, 2, 1, 3).reshape(k * h, n * w), cmap="gray_r")
+        tiles = np.pad(x[:, :n], ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=x.min())  # 1-px gutter
+        ax.imshow(tiles.transpose(0, 2, 1, 3).reshape(k * (h + 2), n * (w + 2)), cmap="gray_r")
         ax.set_title(label, fontsize=8)
         ax.axis("off")
     return save_figure(fig, figdir, "latent_samples")
