@@ -126,3 +126,16 @@ def test_seeded_ensembles_are_reproducible():
     assert torch.equal(a, b) and not torch.equal(a, c)
     # the first rows do not depend on K (block-seeded generation)
     assert torch.equal(random_mixture(10, 3, sigma2=0.5, seed=4).means, a[:10])
+
+
+@pytest.mark.parametrize("n,d", [(30, 20), (200, 20), (2000, 8)])
+def test_kl_estimator_bias_is_the_mean_of_the_estimator_on_exact_draws(n, d):
+    """Digamma closed form (full and structured fits) vs Monte Carlo, within 4 standard errors."""
+    from cfglab.lab.observables import gaussian_kl_per_dim, kl_estimator_bias
+
+    model = random_mixture(2, d, sigma2=0.5, seed=0)
+    reps = 200
+    values = np.array([gaussian_kl_per_dim(model.sample_target(n, torch.Generator().manual_seed(s)),
+                                           model.target_mean, 0.5) for s in range(reps)])
+    se = values.std(ddof=1) / math.sqrt(reps)
+    assert abs(values.mean() - kl_estimator_bias(n, d)) < 4 * se

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from scipy.special import digamma
 
-__all__ = ["distortion", "gaussian_kl_per_dim", "TrajectoryRecorder"]
+__all__ = ["distortion", "gaussian_kl_per_dim", "kl_estimator_bias", "TrajectoryRecorder"]
 
 
 def _split(x: torch.Tensor, mu: torch.Tensor):
@@ -45,18 +47,45 @@ def gaussian_kl_per_dim(x: torch.Tensor, mu: torch.Tensor, sigma2: float) -> flo
     return float(kl) / d
 
 
+def kl_estimator_bias(n, d):
+    r"""Expected :func:`gaussian_kl_per_dim` of ``n`` exact draws from the target (its bias floor).
+
+    Under the target, ``(n − 1) S/σ²`` is Wishart, so ``E log det`` is a sum of digammas; with
+    ``E tr S/σ² = d`` and ``E |x̄ − μ|²/σ² = d/n`` the expected plug-in KL per dimension is
+
+    .. math:: \frac{1}{2d}\Big[\frac{d}{n} - \sum_{i=1}^{d}\big(\psi(\tfrac{n-i}{2})
+              + \log\tfrac{2}{n-1}\big)\Big]
+
+    for the full fit (n > 2d), and the analogue with one variance along μ (n − 1 degrees of
+    freedom) and one orthogonal variance ((n − 1)(d − 1) degrees of freedom) otherwise.
+    Vectorised over ``n`` and ``d``; ≈ (d + 3)/(4n) for n ≫ d.
+    """
+    n, d = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(d, dtype=float))
+    out = np.empty(n.shape)
+    for idx in np.ndindex(n.shape):
+        ni, di = n[idx], int(d[idx])
+        if ni > 2 * di:
+            e_logdet = float(np.sum(digamma((ni - np.arange(1, di + 1)) / 2))) + di * np.log(2 / (ni - 1))
+        else:
+            k = (ni - 1) * max(di - 1, 1)
+            e_logdet = digamma((ni - 1) / 2) + np.log(2 / (ni - 1)) + (di - 1) * (digamma(k / 2) + np.log(2 / k))
+        out[idx] = 0.5 * (di / ni - e_logdet) / di
+    return out if out.ndim else float(out)
+
+
 def distortion(samples: torch.Tensor, model) -> dict:
     """Distortion metrics of ``samples`` [N, d] against the target class of ``model``.
 
     Keys: ``mean_overlap, var_parallel, var_perp, var_parallel_ratio, var_perp_ratio,
-    kl_per_dim, class_accuracy`` (None in the infinite-class limit, where no Bayes class
-    exists).
+    kl_per_dim, kl_per_dim_debiased, class_accuracy`` (None in the infinite-class limit, where
+    no Bayes class exists).  ``kl_per_dim_debiased`` subtracts :func:`kl_estimator_bias`.
     """
     mu = model.target_mean
     d = samples.shape[1]
     overlap, perp = _split(samples, mu)
     var_par = float(overlap.var() * (mu @ mu))
     var_perp = float(perp.var(0).sum() / max(d - 1, 1))
+    kl = gaussian_kl_per_dim(samples, mu, model.sigma2)
     accuracy = None
     if hasattr(model, "bayes_is_target"):
         accuracy = float(model.bayes_is_target(samples).double().mean())
@@ -66,7 +95,8 @@ def distortion(samples: torch.Tensor, model) -> dict:
         "var_perp": var_perp,
         "var_parallel_ratio": var_par / model.sigma2,
         "var_perp_ratio": var_perp / model.sigma2,
-        "kl_per_dim": gaussian_kl_per_dim(samples, mu, model.sigma2),
+        "kl_per_dim": kl,
+        "kl_per_dim_debiased": kl - kl_estimator_bias(samples.shape[0], d),
         "class_accuracy": accuracy,
     }
 

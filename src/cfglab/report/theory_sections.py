@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from cfglab.lab.observables import kl_estimator_bias
 from cfglab.report.base import Figure, Section, SectionResult, fmt, group_stats, save_figure, sim_tasks, verdict
 
 __all__ = ["PHASE", "EXPONENTIAL", "pi_crossing"]
@@ -174,7 +175,7 @@ def _errors(stats, pred_of) -> dict:
 def _exp_analyze(profile, rows, figdir) -> SectionResult:
     cfg, notes = profile.exponential, []
     rows = rows.copy()
-    rows["kl_debiased"] = rows["kl_per_dim"] - (rows["d"] + 1) / (4 * cfg.n_samples)
+    rows["kl_debiased"] = rows["kl_per_dim"] - kl_estimator_bias(cfg.n_samples, rows["d"].to_numpy())
     stats = {k: group_stats(rows, ["d", "alpha"], k) for k in ("kl_debiased", "mean_overlap", "var_perp_ratio")}
     kl = stats["kl_debiased"]
     d_big = int(kl.groupby("d")["alpha"].nunique().loc[lambda s: s >= 2].index.max())
