@@ -1,6 +1,7 @@
 """σ mapping, guider protocol, config round trip and errors of the diffusers integration (issue 5)."""
 
 import copy
+import inspect
 import json
 import math
 import subprocess
@@ -18,6 +19,7 @@ from cfglab.integrations.diffusers import (  # noqa: E402
     scheduler_sigma,
     scheduler_sigmas,
     sigma_convention,
+    step_sigmas,
     switch_sigma,
 )
 
@@ -169,3 +171,131 @@ def test_guider_follows_the_modular_pipeline_protocol():
         guider.set_state(0, 4, ddim.timesteps[0])
         batches = guider.prepare_inputs_from_block_state(state, fields)
         assert [float(b.encoder_hidden_states[0, 0]) for b in batches] == expected
+
+
+# --- σ by step index on every mapped scheduler (issue 15) -------------------------------------
+
+SIGMA_SCHEDULERS = [n for conv in ("sigmas", "flow") for n in __import__(
+    "cfglab.integrations.diffusers._sigma", fromlist=["CONVENTIONS"]).CONVENTIONS[conv]]
+OPTIONS = ["default", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas"]
+
+
+def _make(name: str, option: str, **config):
+    """The scheduler with ``option=True``, or ``None`` where it does not support the option."""
+    cls = getattr(diffusers, name)
+    if option != "default":
+        if option not in inspect.signature(cls.__init__).parameters:
+            return None
+        config[option] = True
+    return cls(**config)
+
+
+def sigma_errors(name: str, option: str, steps: int) -> float | None:
+    """max |σ_cfglab − σ_scheduler| over a sampling run, σ_scheduler read by the scheduler's step index.
+
+    The guider's state is set before ``scale_model_input`` (so it sees ``step_index`` unset at
+    step 0); the reference is the σ at the index the scheduler's own ``step`` used. The model
+    output is a fixed fraction of the sample, enough to drive multistep schedulers through
+    their real ``step``.
+    """
+    scheduler = _make(name, option)
+    if scheduler is None:
+        return None
+    scheduler.set_timesteps(steps)
+    guider = CfglabGuidance(Constant(1.0), scheduler=scheduler)
+    flow = sigma_convention(scheduler) == "flow"
+    x = torch.ones(1, 2, dtype=torch.float32)
+    scale = getattr(scheduler, "scale_model_input", lambda sample, t: sample)  # flow matching has none
+    worst = 0.0
+    for i, t in enumerate(scheduler.timesteps):
+        guider.set_state(i, steps, t)
+        x_in = scale(x, t)
+        x = scheduler.step(0.5 * x_in, t, x).prev_sample
+        s = float(scheduler.sigmas[scheduler.step_index - 1])  # the index this step() used
+        ref = (math.inf if s >= 1 else s / (1 - s)) if flow else s
+        worst = max(worst, 0.0 if guider.sigma == ref else abs(guider.sigma - ref))
+    return worst
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("name", SIGMA_SCHEDULERS)
+def test_sigma_is_the_schedulers_own_sigma_by_step_index(name, option):
+    """Timesteps repeat under Karras / exponential / beta σ at many steps; σ must follow the index."""
+    torch.set_default_dtype(torch.float32)  # UniPC's step mixes its float32 tables with default-dtype ones
+    for steps in (10, 30, 100):
+        err = sigma_errors(name, option, steps)
+        if err is None:
+            pytest.skip(f"{name} has no {option}")
+        assert err == 0.0, f"{name} {option} {steps} steps: max |Δσ| = {err}"
+
+
+def test_repeated_timestep_without_step_is_an_error_not_a_wrong_sigma():
+    dpm = diffusers.DPMSolverMultistepScheduler(use_karras_sigmas=True)
+    dpm.set_timesteps(100)
+    t = dpm.timesteps
+    repeated = next(int(t[i]) for i in range(1, len(t)) if t[i] == t[i - 1])
+    with pytest.raises(CfglabInputError, match="with different σ; pass step="):
+        scheduler_sigma(dpm, repeated)
+    first = int((t == repeated).nonzero()[0])
+    assert scheduler_sigma(dpm, repeated, step=first + 1) == float(dpm.sigmas[first + 1])
+
+
+@pytest.mark.parametrize("name", ["DDIMScheduler", "DDPMScheduler", "EulerDiscreteScheduler",
+                                  "EulerAncestralDiscreteScheduler", "DPMSolverMultistepScheduler",
+                                  "UniPCMultistepScheduler"])
+def test_zero_terminal_snr_schedulers_give_sigma_infinity_or_their_own_sigma(name):
+    """``rescale_betas_zero_snr=True`` with trailing spacing: ᾱ_T = 0 is σ = ∞ (no ZeroDivisionError)."""
+    scheduler = getattr(diffusers, name)(rescale_betas_zero_snr=True, timestep_spacing="trailing")
+    scheduler.set_timesteps(10)
+    sigmas = scheduler_sigmas(scheduler)  # [10]
+    if sigma_convention(scheduler) == "alphas_cumprod":
+        assert math.isinf(sigmas[0]) and torch.isfinite(sigmas[1:]).all()
+    else:  # Euler-type clamp ᾱ_T to 2⁻²⁴; the σ is theirs
+        torch.testing.assert_close(sigmas, scheduler.sigmas[:10].double(), rtol=0, atol=0)
+    assert (sigmas.diff() < 0).all()
+    guider = CfglabGuidance(NegativeWindow(w_pos=3.0, w_neg=-1.0, sigma_switch=1.0), scheduler=scheduler)
+    guider.set_state(0, 10, scheduler.timesteps[0])
+    assert guider.w == 3.0 and guider.sigma == float(sigmas[0])
+    assert switch_sigma(scheduler, 10, 0.3) > 0
+
+
+@pytest.mark.parametrize("name", ["HeunDiscreteScheduler", "FlowMatchHeunDiscreteScheduler"])
+@pytest.mark.parametrize("steps,fraction", [(30, 0.35), (30, 0.5), (10, 0.3)])
+def test_switch_sigma_counts_steps_not_evaluations_on_heun(name, steps, fraction):
+    scheduler = getattr(diffusers, name)()
+    sigma_switch = switch_sigma(scheduler, steps, fraction)
+    per_step = step_sigmas(scheduler, steps)  # [steps]
+    evaluations = scheduler_sigmas(scheduler, steps)  # [2 steps − 1]
+    assert len(per_step) == steps and len(evaluations) == 2 * steps - 1
+    n = round(fraction * steps)
+    assert (per_step <= sigma_switch).sum() == n and (per_step[-n:] <= sigma_switch).all()
+    # evaluations in the window: both of each window step but the last (first-order), + the correction before it
+    assert (evaluations <= sigma_switch).sum() == 2 * n
+
+
+def test_guider_new_and_from_config_keep_the_scheduler():
+    euler = diffusers.EulerDiscreteScheduler()
+    euler.set_timesteps(5)
+    guider = CfglabGuidance(Constant(2.0), scheduler=euler)
+    for other in (guider.new(), guider.new(schedule="constant:w=1"),
+                  CfglabGuidance.from_config(guider.config, scheduler=euler)):
+        other.set_state(0, 5, euler.timesteps[0])  # raises "no scheduler" when the binding is lost
+        assert other.sigma == float(euler.sigmas[0])
+    assert guider.new(schedule="constant:w=1").schedule == Constant(1.0)
+
+
+def test_num_conditions_outside_a_step_is_what_a_run_may_need():
+    """After a run ending at w = −1, a pipeline asking before the next run must still get 2."""
+    ddim = diffusers.DDIMScheduler()
+    ddim.set_timesteps(4)
+    guider = CfglabGuidance(Constant(-1.0), scheduler=ddim)
+    assert guider.num_conditions == 2
+    guider.set_state(0, 4, ddim.timesteps[0])
+    assert guider.num_conditions == 1
+    (batch,) = guider.prepare_inputs({"x": (torch.ones(1), torch.zeros(1))})
+    guider.prepare_models(None)
+    batch.noise_pred = torch.zeros(1)
+    guider([batch])  # the step's guided prediction ends the step
+    assert guider.num_conditions == 2 and guider.w == -1.0  # state still readable after the step
+    assert CfglabGuidance(Constant(0.0)).num_conditions == 1
+    assert CfglabGuidance(Constant(2.0), enabled=False).num_conditions == 1

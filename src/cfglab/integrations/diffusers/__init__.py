@@ -5,7 +5,7 @@
   ``guidance_scale = 1 + w`` at the diffusers boundary.
 * :func:`generate_dit`, :func:`generate_stable_diffusion`, :func:`denoise_with_guider` — sampling
   loops that take the guider as a call argument.
-* :func:`scheduler_sigma`, :func:`scheduler_sigmas`, :func:`switch_sigma` — timestep → σ maps.
+* :func:`scheduler_sigma`, :func:`scheduler_sigmas`, :func:`step_sigmas`, :func:`switch_sigma` — timestep → σ maps.
 
 Importing this package does not import diffusers; the names that need it import it on first
 use and raise an ``ImportError`` naming the ``cfglab[diffusers]`` extra when it is missing.
@@ -19,14 +19,14 @@ from cfglab.integrations.diffusers.denoiser import CFGDenoiser
 
 __all__ = [
     "CFGDenoiser", "CfglabGuidance", "denoise_with_guider", "generate_dit", "generate_stable_diffusion",
-    "scheduler_sigma", "scheduler_sigmas", "sigma_convention", "switch_sigma", "CONVENTIONS",
+    "scheduler_sigma", "scheduler_sigmas", "sigma_convention", "step_sigmas", "switch_sigma", "CONVENTIONS",
 ]
 
 _LAZY = {
     "CfglabGuidance": "guider",
     "denoise_with_guider": "pipelines", "generate_dit": "pipelines", "generate_stable_diffusion": "pipelines",
     "scheduler_sigma": "_sigma", "scheduler_sigmas": "_sigma", "sigma_convention": "_sigma",
-    "switch_sigma": "_sigma", "CONVENTIONS": "_sigma",
+    "step_sigmas": "_sigma", "switch_sigma": "_sigma", "CONVENTIONS": "_sigma",
 }
 
 

@@ -23,7 +23,7 @@ import torch
 
 from cfglab._validate import CfglabInputError, positive_int
 
-__all__ = ["CONVENTIONS", "sigma_convention", "scheduler_sigma", "scheduler_sigmas", "switch_sigma"]
+__all__ = ["CONVENTIONS", "sigma_convention", "scheduler_sigma", "scheduler_sigmas", "step_sigmas", "switch_sigma"]
 
 _ALPHAS = ("DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "DDIMParallelScheduler", "DDPMParallelScheduler")
 _SIGMAS = (
@@ -64,16 +64,29 @@ def sigma_convention(scheduler, convention: str = "auto") -> str:
     )
 
 
-def _timestep_index(scheduler, t: float) -> int:
-    """Index of timestep ``t`` in ``scheduler.timesteps`` (first match, as diffusers does)."""
+def _step_index(scheduler, t: float, step: int | None) -> int:
+    """Index into ``scheduler.sigmas`` of the evaluation at timestep ``t``, by step index as diffusers does.
+
+    Timesteps may repeat with different σ (Karras / exponential σ rounded to integer timesteps):
+    the scheduler's own ``step_index`` is used when it points at ``t``, else the loop ``step``
+    (offset by the scheduler's ``begin_index``); a timestep found only once needs neither.
+    """
     timesteps = getattr(scheduler, "timesteps", None)
     if timesteps is None:
         raise CfglabInputError(f"{type(scheduler).__name__} has no timesteps; call set_timesteps first")
-    gaps = (torch.as_tensor(timesteps).double().cpu() - t).abs()  # [steps]
-    i = int(torch.argmin(gaps))
-    if gaps[i] > 1e-4 * max(1.0, abs(t)):
+    timesteps = torch.as_tensor(timesteps).double().cpu()  # [evaluations]
+    hits = ((timesteps - t).abs() <= 1e-4 * max(1.0, abs(t))).nonzero().reshape(-1).tolist()
+    if not hits:
         raise CfglabInputError(f"timestep {t!r} is not in {type(scheduler).__name__}.timesteps")
-    return i
+    begin = getattr(scheduler, "begin_index", None) or 0
+    for i in (getattr(scheduler, "step_index", None), None if step is None else begin + int(step)):
+        if i is not None and i in hits:
+            return i
+    sigmas = {float(scheduler.sigmas[i]) for i in hits}
+    if len(sigmas) > 1:
+        raise CfglabInputError(
+            f"timestep {t!r} occurs at steps {hits} of {type(scheduler).__name__} with different σ; pass step=")
+    return hits[0]
 
 
 def _as_float(timestep) -> float:
@@ -82,7 +95,7 @@ def _as_float(timestep) -> float:
     return float(timestep)
 
 
-def scheduler_sigma(scheduler, timestep, convention: str = "auto") -> float:
+def scheduler_sigma(scheduler, timestep, convention: str = "auto", step: int | None = None) -> float:
     """cfglab σ (VE noise level of ``x_t / a_t``) at ``timestep`` of a diffusers ``scheduler``.
 
     Parameters
@@ -93,6 +106,9 @@ def scheduler_sigma(scheduler, timestep, convention: str = "auto") -> float:
         The scheduler's timestep (a batch of equal timesteps is accepted).
     convention : str
         ``"auto"`` or one of :data:`CONVENTIONS`.
+    step : int, optional
+        Index of the evaluation in ``scheduler.timesteps`` (the sampling loop's counter); needed
+        only where a timestep repeats with different σ and the scheduler's ``step_index`` is unset.
     """
     conv = sigma_convention(scheduler, convention)
     t = _as_float(timestep)
@@ -102,28 +118,45 @@ def scheduler_sigma(scheduler, timestep, convention: str = "auto") -> float:
             raise CfglabInputError(
                 f"timestep {t!r} is outside {type(scheduler).__name__}'s table [0, {len(abar) - 1}]")
         a = float(np.interp(t, np.arange(len(abar)), abar))
-        return math.sqrt((1 - a) / a)
-    s = float(scheduler.sigmas[_timestep_index(scheduler, t)])
+        return math.sqrt((1 - a) / a) if a > 0 else math.inf  # ᾱ = 0: zero terminal SNR
+    s = float(scheduler.sigmas[_step_index(scheduler, t, step)])
     if conv == "flow":
         return math.inf if s >= 1 else s / (1 - s)
     return s
 
 
 def scheduler_sigmas(scheduler, num_inference_steps: int | None = None, convention: str = "auto") -> torch.Tensor:
-    """cfglab σ at every sampling step of ``scheduler``, shape ``[len(timesteps)]`` (float64).
+    """cfglab σ at every model evaluation of ``scheduler``, shape ``[len(timesteps)]`` (float64).
 
-    With ``num_inference_steps`` the timesteps are set on a copy; the scheduler is not changed.
+    One entry per timestep, by index (Heun-type schedulers evaluate twice per step: ``2N − 1``
+    entries). With ``num_inference_steps`` the timesteps are set on a copy; the scheduler is not
+    changed.
     """
     if num_inference_steps is not None:
         scheduler = copy.deepcopy(scheduler)
         scheduler.set_timesteps(positive_int("num_inference_steps", num_inference_steps))
     sigma_convention(scheduler, convention)
-    sigmas = [scheduler_sigma(scheduler, t, convention) for t in scheduler.timesteps]
+    sigmas = [scheduler_sigma(scheduler, t, convention, step=i) for i, t in enumerate(scheduler.timesteps)]
     return torch.tensor(sigmas, dtype=torch.float64)
+
+
+def step_sigmas(scheduler, num_inference_steps: int | None = None, convention: str = "auto") -> torch.Tensor:
+    """σ at the start of each sampling step, shape ``[steps]`` (float64).
+
+    :func:`scheduler_sigmas` with repeated evaluations of one σ merged: a Heun step evaluates at
+    its own σ and again at the next step's σ, so its ``2N − 1`` evaluations give ``N`` steps.
+    """
+    sigmas = scheduler_sigmas(scheduler, num_inference_steps, convention)  # [evaluations]
+    keep = torch.ones_like(sigmas, dtype=torch.bool)
+    keep[1:] = sigmas[1:] != sigmas[:-1]
+    return sigmas[keep]
 
 
 def switch_sigma(scheduler, num_inference_steps: int, last_fraction: float, convention: str = "auto") -> float:
     """σ_switch such that exactly the last ``round(last_fraction · steps)`` steps have σ ≤ σ_switch.
+
+    Steps, not model evaluations: see :func:`step_sigmas` (Heun's correction at the first σ of
+    the window already uses the window's weight, as any σ-schedule does).
 
     Returns the geometric mean of the σ of the two steps on either side of the switch, so the
     switch is robust to float rounding. Use it for ``NegativeWindow(w_pos, -1, sigma_switch)``
@@ -131,7 +164,7 @@ def switch_sigma(scheduler, num_inference_steps: int, last_fraction: float, conv
     """
     if not 0 < float(last_fraction) < 1:
         raise CfglabInputError(f"last_fraction must lie in (0, 1), got {last_fraction!r}")
-    sigmas = scheduler_sigmas(scheduler, num_inference_steps, convention)  # [steps], decreasing
+    sigmas = step_sigmas(scheduler, num_inference_steps, convention)  # [steps], decreasing
     n = len(sigmas)
     k = n - round(float(last_fraction) * n)  # first step of the window
     if not 0 < k < n:

@@ -15,7 +15,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.guiders.guider_utils import BaseGuidance, GuiderOutput
 
 from cfglab._validate import CfglabInputError
-from cfglab.guidance.schedules import Schedule, as_schedule
+from cfglab.guidance.schedules import Constant, Schedule, as_schedule
 from cfglab.integrations.diffusers._sigma import scheduler_sigma, sigma_convention
 
 __all__ = ["CfglabGuidance"]
@@ -65,6 +65,7 @@ class CfglabGuidance(BaseGuidance):
         self._scheduler = None
         self._sigma: float | None = None
         self._w: float | None = None
+        self._in_step = False  # between set_state and the guided prediction of that step
         if scheduler is not None:
             self.bind_scheduler(scheduler)
 
@@ -99,11 +100,11 @@ class CfglabGuidance(BaseGuidance):
         super().set_state(step, num_inference_steps, timestep)
         if self._scheduler is None:
             raise CfglabInputError("CfglabGuidance has no scheduler: call guider.bind_scheduler(pipe.scheduler)")
-        sigma = scheduler_sigma(self._scheduler, timestep, self.config.sigma_convention)
+        sigma = scheduler_sigma(self._scheduler, timestep, self.config.sigma_convention, step=step)
         w = float(self._schedule(sigma))
         if not math.isfinite(w) or w < -1:
             raise CfglabInputError(f"schedule {self._schedule} gave w={w!r} at sigma={sigma!r}; need finite w >= -1")
-        self._sigma, self._w = sigma, w
+        self._sigma, self._w, self._in_step = sigma, w, True
 
     def _mode(self) -> str:
         if not self._enabled or self._w == 0.0:
@@ -128,6 +129,7 @@ class CfglabGuidance(BaseGuidance):
             pred = pred_uncond
         else:
             pred = pred_uncond + self.guidance_scale * (pred_cond - pred_uncond)
+        self._in_step = False
         return GuiderOutput(pred=pred, pred_cond=pred_cond, pred_uncond=pred_uncond)
 
     @property
@@ -137,7 +139,27 @@ class CfglabGuidance(BaseGuidance):
 
     @property
     def num_conditions(self) -> int:
-        return len(_BATCHES[self._mode()])
+        """Passes of the current step; outside a step, the most any step of a run may need.
+
+        Pipelines ask before the loop whether to encode the negative prompt, after the previous
+        run left its last weight (often w = −1, one pass) in the state.
+        """
+        if self._in_step:
+            return len(_BATCHES[self._mode()])
+        return 2 if self._enabled and self._schedule != Constant(0.0) else 1
+
+    def new(self, **kwargs) -> "CfglabGuidance":
+        """A copy with updated config values, bound to the same scheduler unless ``scheduler=`` is given."""
+        return type(self).from_config(self.config, **{"scheduler": self._scheduler, **kwargs})
+
+    @classmethod
+    def from_config(cls, config=None, return_unused_kwargs: bool = False, scheduler=None, **kwargs):
+        """diffusers' ``from_config``, plus ``scheduler=`` to bind (it is not part of the config)."""
+        out = super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
+        guider = out[0] if return_unused_kwargs else out
+        if scheduler is not None:
+            guider.bind_scheduler(scheduler)
+        return out
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), "sigma": self._sigma, "w": self._w}

@@ -193,12 +193,14 @@ def generate_stable_diffusion(
     """
     unet = pipe.unet
     device = getattr(pipe, "_execution_device", unet.device)
+    height = height or unet.config.sample_size * pipe.vae_scale_factor
+    width = width or unet.config.sample_size * pipe.vae_scale_factor
+    if height % 8 or width % 8:  # as StableDiffusionPipeline.check_inputs
+        raise CfglabInputError(f"height and width must be divisible by 8, got height={height}, width={width}")
     if prompt_embeds is None or negative_prompt_embeds is None:
         prompt_embeds, negative_prompt_embeds = pipe.encode_prompt(
             prompt, device, 1, True, negative_prompt,
             prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds)
-    height = height or unet.config.sample_size * pipe.vae_scale_factor
-    width = width or unet.config.sample_size * pipe.vae_scale_factor
     factor = pipe.vae_scale_factor
     shape = (len(prompt_embeds), unet.config.in_channels, height // factor, width // factor)
     noise = randn_tensor(shape, generator=generator, device=device, dtype=prompt_embeds.dtype)  # [B, 4, h, w]
