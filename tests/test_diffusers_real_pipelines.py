@@ -109,3 +109,19 @@ def test_modular_sdxl_constant_schedule_is_diffusers_cfg(tmp_path):
     for latents in ours:  # same model calls and the same combination: equal to float32 rounding
         torch.testing.assert_close(latents, stock, rtol=1e-5, atol=1e-5 * float(stock.abs().max()))
     assert (other - stock).abs().max() > 1e-2 * stock.abs().max()
+
+
+def test_modular_sdxl_with_a_scheduled_diffusers_guider(tmp_path):
+    """ScheduledGuidance(APG) as the guider component: the stock APG at constant w, twice."""
+    from cfglab.integrations.diffusers import ScheduledGuidance
+
+    def apg(**kw):
+        return diffusers.guiders.AdaptiveProjectedGuidance(adaptive_projected_guidance_momentum=-0.5, eta=0.0, **kw)
+
+    scheduler = diffusers.EulerDiscreteScheduler()
+    pipe = tiny.sdxl_modular(tmp_path, ScheduledGuidance(apg(), Constant(3.0), scheduler=scheduler), scheduler)
+    ours = [_modular_latents(pipe) for _ in range(2)]
+    pipe.update_components(guider=apg(guidance_scale=4.0))
+    stock = _modular_latents(pipe)
+    for latents in ours:
+        torch.testing.assert_close(latents, stock, rtol=1e-5, atol=1e-5 * float(stock.abs().max()))

@@ -3,6 +3,8 @@
 * :class:`CFGDenoiser` — k-diffusion-style guided denoiser ``D_w(x, σ)``; needs only torch.
 * :class:`CfglabGuidance` — a ``diffusers.guiders.BaseGuidance`` applying ``w(σ)``, with
   ``guidance_scale = 1 + w`` at the diffusers boundary.
+* :class:`ScheduledGuidance` — any two-pass diffusers guider (APG, CFG-Zero*, TCFG, …) with its
+  ``guidance_scale`` driven by ``w(σ)``.
 * :func:`generate_dit`, :func:`generate_stable_diffusion`, :func:`denoise_with_guider` — sampling
   loops that take the guider as a call argument.
 * :func:`scheduler_sigma`, :func:`scheduler_sigmas`, :func:`step_sigmas`, :func:`switch_sigma` — timestep → σ maps.
@@ -18,12 +20,12 @@ import importlib
 from cfglab.integrations.diffusers.denoiser import CFGDenoiser
 
 __all__ = [
-    "CFGDenoiser", "CfglabGuidance", "denoise_with_guider", "generate_dit", "generate_stable_diffusion",
+    "CFGDenoiser", "CfglabGuidance", "ScheduledGuidance", "guidance_scale_for", "denoise_with_guider", "generate_dit", "generate_stable_diffusion",
     "scheduler_sigma", "scheduler_sigmas", "sigma_convention", "step_sigmas", "switch_sigma", "CONVENTIONS",
 ]
 
 _LAZY = {
-    "CfglabGuidance": "guider",
+    "CfglabGuidance": "guider", "ScheduledGuidance": "scheduled", "guidance_scale_for": "scheduled",
     "denoise_with_guider": "pipelines", "generate_dit": "pipelines", "generate_stable_diffusion": "pipelines",
     "scheduler_sigma": "_sigma", "scheduler_sigmas": "_sigma", "sigma_convention": "_sigma",
     "step_sigmas": "_sigma", "switch_sigma": "_sigma", "CONVENTIONS": "_sigma",
