@@ -84,3 +84,23 @@ def sdxl_modular(folder, guider, scheduler=None):
         text_encoder_2=transformers.CLIPTextModelWithProjection(_text_config()).eval(),
         tokenizer=tokenizer(folder / "t1"), tokenizer_2=tokenizer(folder / "t2"), guider=guider)
     return pipe.to(torch.float32)
+
+
+def dit_pipeline(scheduler=None):
+    """A real ``DiTPipeline`` (float32). Weights re-drawn at scale 0.3: adaLN-zero would make cond = uncond."""
+    gen = torch.Generator().manual_seed(0)
+    transformer = diffusers.DiTTransformer2DModel(
+        sample_size=8, num_layers=2, patch_size=2, attention_head_dim=8, num_attention_heads=2,
+        in_channels=4, out_channels=8, norm_num_groups=4, num_embeds_ada_norm=1000,
+    ).to(torch.float32)
+    autoencoder = diffusers.AutoencoderKL(block_out_channels=(8,), norm_num_groups=8, latent_channels=4,
+                                          layers_per_block=1).to(torch.float32)
+    with torch.no_grad():
+        for p in transformer.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        for p in autoencoder.parameters():
+            p.copy_(p + 0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    pipe = diffusers.DiTPipeline(transformer=transformer.eval(), vae=autoencoder.eval(),
+                                 scheduler=scheduler or diffusers.DDIMScheduler())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

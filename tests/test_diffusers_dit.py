@@ -10,6 +10,8 @@ import torch
 
 diffusers = pytest.importorskip("diffusers")
 
+import _tiny_pipelines as tiny  # noqa: E402
+
 from cfglab.guidance import Constant, Interval, NegativeWindow  # noqa: E402
 from cfglab.integrations.diffusers import CfglabGuidance, generate_dit, scheduler_sigmas  # noqa: E402
 
@@ -28,21 +30,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def pipe():
-    gen = torch.Generator().manual_seed(0)
-    transformer = diffusers.DiTTransformer2DModel(
-        sample_size=8, num_layers=2, patch_size=2, attention_head_dim=8, num_attention_heads=2,
-        in_channels=4, out_channels=8, norm_num_groups=4, num_embeds_ada_norm=1000,
-    ).to(torch.float32)
-    vae = diffusers.AutoencoderKL(block_out_channels=(8,), norm_num_groups=8, latent_channels=4,
-                                  layers_per_block=1).to(torch.float32)
-    with torch.no_grad():
-        for p in transformer.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-        for p in vae.parameters():
-            p.copy_(p + 0.05 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-    pipe = diffusers.DiTPipeline(transformer=transformer.eval(), vae=vae.eval(), scheduler=diffusers.DDIMScheduler())
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return tiny.dit_pipeline()
 
 
 @pytest.fixture

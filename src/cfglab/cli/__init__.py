@@ -24,6 +24,7 @@ COMMANDS = {
     "latent": "cfglab.cli.latent",
     "bench": "cfglab.cli.bench",
     "schedules": "cfglab.cli.schedules",
+    "diffusers": "cfglab.cli.diffusers",
 }
 
 
