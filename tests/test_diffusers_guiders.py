@@ -17,7 +17,7 @@ from diffusers import guiders as G  # noqa: E402
 from diffusers.guiders.adaptive_projected_guidance import MomentumBuffer, normalized_guidance  # noqa: E402
 
 from cfglab import CfglabInputError  # noqa: E402
-from cfglab.guidance import APG, Constant, NegativeWindow  # noqa: E402
+from cfglab.guidance import APG, Constant, Interval, NegativeWindow  # noqa: E402
 from cfglab.integrations.diffusers import (  # noqa: E402
     ScheduledGuidance,
     denoise_with_guider,
@@ -59,11 +59,17 @@ GUIDERS = {
 }
 
 
+def _stock_at(make, w):
+    """The stock guider at the scale of the paper's weight w: 1 + w, or w in the original formulation."""
+    guider = make()
+    guider.guidance_scale = w if guider.use_original_formulation else 1 + w
+    return guider
+
+
 @pytest.mark.parametrize("name", GUIDERS)
 def test_constant_schedule_is_the_stock_guider_at_its_scale(name):
     make = GUIDERS[name]
-    stock_guider = make()
-    stock_guider.guidance_scale = guidance_scale_for(stock_guider, W)
+    stock_guider = _stock_at(make, W)
     stock = _run(stock_guider)
     ours = _run(ScheduledGuidance(make(), Constant(W)))
     again = _run(ScheduledGuidance(make(), Constant(W)))
@@ -80,14 +86,26 @@ def test_negative_window_on_a_diffusers_guider(name):
     window = NegativeWindow(W, -1.0, float((sigmas[4] * sigmas[5]).sqrt()))  # w = −1 on steps 5..7
     log, stock_log = [], []
     _run(ScheduledGuidance(GUIDERS[name](), window), log=log)
-    stock_guider = GUIDERS[name]()
-    stock_guider.guidance_scale = guidance_scale_for(stock_guider, W)
-    _run(stock_guider, log=stock_log)
+    _run(_stock_at(GUIDERS[name], W), log=stock_log)
     assert [e["w"] for e in log] == [W] * 5 + [-1.0] * 3
     assert [e["n_passes"] for e in log] == [2] * 5 + [1] * 3
     for a, b in zip(log[:5], stock_log[:5]):
         assert (a["latents"] - b["latents"]).abs().max() <= 1e-10 * b["latents"].abs().max()
     assert (log[-1]["latents"] - stock_log[-1]["latents"]).abs().max() > 1e-2
+
+
+def test_apg_momentum_restarts_with_each_run_even_when_step_0_is_unguided():
+    """Step 0 at w = 0 skips the wrapped APG's own buffer reset (in its prepare_inputs); the wrapper resets.
+
+    Reference: the stock APG with ``start = 1/STEPS`` (unguided step 0, momentum from step 1).
+    """
+    sigmas = step_sigmas(diffusers.EulerDiscreteScheduler(), STEPS)
+    guider = ScheduledGuidance(GUIDERS["apg"](), Interval(W, lo=0.0, hi=float((sigmas[0] * sigmas[1]).sqrt())))
+    stock = _stock_at(lambda: G.AdaptiveProjectedGuidance(adaptive_projected_guidance_momentum=-0.5, eta=0.0,
+                                                          adaptive_projected_guidance_rescale=1.5, start=1 / STEPS), W)
+    reference = _run(stock)
+    for _ in range(2):
+        assert (_run(guider) - reference).abs().max() <= 1e-10 * reference.abs().max()
 
 
 def test_scale_mapping_and_bad_guiders():
