@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import string
 
+import pytest
 import torch
 
 diffusers = __import__("diffusers")
-transformers = __import__("transformers")
 
 TEXT_DIM = 16
 
 
 def tokenizer(folder):
     """A CLIPTokenizer over single letters (plus one merge), written into ``folder``."""
+    import transformers
+
     letters = list(string.ascii_lowercase)
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for token in letters + [c + "</w>" for c in letters] + ["an", "an</w>"]:
@@ -31,6 +33,8 @@ def tokenizer(folder):
 
 
 def _text_config():
+    import transformers
+
     return transformers.CLIPTextConfig(
         vocab_size=64, hidden_size=TEXT_DIM, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
         max_position_embeddings=16, projection_dim=TEXT_DIM, bos_token_id=0, eos_token_id=1, pad_token_id=1)
@@ -52,6 +56,8 @@ def vae():
 
 def sd_pipeline(folder, scheduler=None):
     """A real ``StableDiffusionPipeline`` (float32, latents 8×8, images 8×8)."""
+    import transformers
+
     torch.manual_seed(0)
     unet = diffusers.UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(4, 8),
@@ -67,6 +73,7 @@ def sd_pipeline(folder, scheduler=None):
 
 def sdxl_modular(folder, guider, scheduler=None):
     """A real modular SDXL text-to-image pipeline with ``guider`` as its guider component."""
+    import transformers
     from diffusers.modular_pipelines import StableDiffusionXLAutoBlocks
 
     torch.manual_seed(0)
@@ -104,3 +111,15 @@ def dit_pipeline(scheduler=None):
                                  scheduler=scheduler or diffusers.DDIMScheduler())
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one torch thread avoids OpenMP spin-waiting on a shared 2-core machine.
+
+    Import it into a test module (``from _tiny_pipelines import one_thread``) to apply it there.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -11,6 +11,7 @@ import torch
 diffusers = pytest.importorskip("diffusers")
 
 import _tiny_pipelines as tiny  # noqa: E402
+from _tiny_pipelines import one_thread  # noqa: E402,F401  (autouse: one torch thread)
 
 from cfglab.guidance import Constant, Interval, NegativeWindow  # noqa: E402
 from cfglab.integrations.diffusers import CfglabGuidance, generate_dit, scheduler_sigmas  # noqa: E402
@@ -18,15 +19,6 @@ from cfglab.integrations.diffusers import CfglabGuidance, generate_dit, schedule
 LABELS = [1, 7]
 STEPS = 8
 
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread avoids OpenMP spin-waiting on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
 def pipe():

@@ -9,20 +9,13 @@ diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 import _tiny_pipelines as tiny  # noqa: E402
+from _tiny_pipelines import one_thread  # noqa: E402,F401  (autouse: one torch thread)
 
 from cfglab.cli import main  # noqa: E402
 from cfglab.integrations.diffusers import step_sigmas  # noqa: E402
 from cfglab.integrations.diffusers.profile import suggest_switch  # noqa: E402
 
 STEPS = 6
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

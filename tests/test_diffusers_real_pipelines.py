@@ -12,6 +12,7 @@ diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 import _tiny_pipelines as tiny  # noqa: E402
+from _tiny_pipelines import one_thread  # noqa: E402,F401  (autouse: one torch thread)
 
 from cfglab import CfglabInputError  # noqa: E402
 from cfglab.guidance import Constant, NegativeWindow  # noqa: E402
@@ -19,14 +20,6 @@ from cfglab.integrations.diffusers import CfglabGuidance, generate_stable_diffus
 
 STEPS = 6
 PROMPTS = ["a cat", "an astronaut"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -15,20 +15,13 @@ diffusers = pytest.importorskip("diffusers")
 from diffusers.image_processor import VaeImageProcessor  # noqa: E402
 from diffusers.utils.torch_utils import randn_tensor  # noqa: E402
 
+from _tiny_pipelines import one_thread  # noqa: E402,F401  (autouse: one torch thread)
+
 from cfglab.guidance import Constant, NegativeWindow  # noqa: E402
 from cfglab.integrations.diffusers import CfglabGuidance, generate_stable_diffusion, switch_sigma  # noqa: E402
 
 STEPS = 6
 
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread avoids OpenMP spin-waiting on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
 def sd():
