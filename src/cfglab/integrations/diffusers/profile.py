@@ -160,8 +160,9 @@ def plot_profile(result: dict[str, Any], path: str | Path) -> None:
     ax.plot(sigma, result["force_rms"], "s--", ms=3, label="RMS(pred_c − pred_u)")
     if result.get("sigma_switch"):
         ax.axvline(result["sigma_switch"], color="k", lw=0.8, label=f"σ_switch = {result['sigma_switch']:.3g}")
-    ax.set(xscale="log", xlabel="σ (cfglab, VE)", ylabel="CFG force",
-           title=f"{result['pipeline']} · {result['scheduler']} · {result['steps']} steps · w = {result['w']:g}")
+    ax.set(xscale="log", yscale="log", xlabel="σ (cfglab, VE)", ylabel="CFG force")
+    ax.set_title(f"{result['pipeline']} · {result['scheduler']} · {result['steps']} steps · w = {result['w']:g}",
+                 fontsize=8)
     ax.invert_xaxis()
     ax.legend(fontsize=7)
     fig.tight_layout()
