@@ -27,7 +27,7 @@ MAPPED = [
     "DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "EulerDiscreteScheduler",
     "EulerAncestralDiscreteScheduler", "LMSDiscreteScheduler", "HeunDiscreteScheduler",
     "DPMSolverMultistepScheduler", "UniPCMultistepScheduler", "DEISMultistepScheduler",
-    "EDMEulerScheduler", "FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler",
+    "EDMEulerScheduler", "FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler", "SASolverScheduler",
 ]
 
 

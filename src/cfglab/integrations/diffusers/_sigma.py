@@ -30,7 +30,7 @@ _SIGMAS = (
     "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "LMSDiscreteScheduler",
     "HeunDiscreteScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler",
     "UniPCMultistepScheduler", "DEISMultistepScheduler", "EDMEulerScheduler",
-    "EDMDPMSolverMultistepScheduler",
+    "EDMDPMSolverMultistepScheduler", "SASolverScheduler",
 )
 _FLOW = ("FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler")
 
