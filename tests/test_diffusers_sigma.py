@@ -299,3 +299,16 @@ def test_num_conditions_outside_a_step_is_what_a_run_may_need():
     assert guider.num_conditions == 2 and guider.w == -1.0  # state still readable after the step
     assert CfglabGuidance(Constant(0.0)).num_conditions == 1
     assert CfglabGuidance(Constant(2.0), enabled=False).num_conditions == 1
+
+
+def test_scheduler_sigmas_of_a_scheduler_in_mid_run_follow_the_index():
+    """``step_index`` of a half-run scheduler must not override the explicit index of each evaluation."""
+    dpm = diffusers.DPMSolverMultistepScheduler(use_karras_sigmas=True)
+    dpm.set_timesteps(100)
+    t = dpm.timesteps
+    first = next(i for i in range(1, len(t)) if t[i] == t[i - 1]) - 1  # t[first] == t[first + 1]
+    x = torch.ones(1, 2, dtype=torch.float32)
+    for k in range(first + 1):  # step_index is now first + 1: the second of the repeated timesteps
+        x = dpm.step(0.5 * x, t[k], x).prev_sample
+    assert dpm.step_index == first + 1
+    torch.testing.assert_close(scheduler_sigmas(dpm), dpm.sigmas[:-1].double(), rtol=0, atol=0)

@@ -68,8 +68,8 @@ def _step_index(scheduler, t: float, step: int | None) -> int:
     """Index into ``scheduler.sigmas`` of the evaluation at timestep ``t``, by step index as diffusers does.
 
     Timesteps may repeat with different σ (Karras / exponential σ rounded to integer timesteps):
-    the scheduler's own ``step_index`` is used when it points at ``t``, else the loop ``step``
-    (offset by the scheduler's ``begin_index``); a timestep found only once needs neither.
+    the loop ``step`` (offset by the scheduler's ``begin_index``) is used when it points at
+    ``t``, else the scheduler's own ``step_index``; a timestep found only once needs neither.
     """
     timesteps = getattr(scheduler, "timesteps", None)
     if timesteps is None:
@@ -79,7 +79,7 @@ def _step_index(scheduler, t: float, step: int | None) -> int:
     if not hits:
         raise CfglabInputError(f"timestep {t!r} is not in {type(scheduler).__name__}.timesteps")
     begin = getattr(scheduler, "begin_index", None) or 0
-    for i in (getattr(scheduler, "step_index", None), None if step is None else begin + int(step)):
+    for i in (None if step is None else begin + int(step), getattr(scheduler, "step_index", None)):
         if i is not None and i in hits:
             return i
     sigmas = {float(scheduler.sigmas[i]) for i in hits}
@@ -108,7 +108,8 @@ def scheduler_sigma(scheduler, timestep, convention: str = "auto", step: int | N
         ``"auto"`` or one of :data:`CONVENTIONS`.
     step : int, optional
         Index of the evaluation in ``scheduler.timesteps`` (the sampling loop's counter); needed
-        only where a timestep repeats with different σ and the scheduler's ``step_index`` is unset.
+        only where a timestep repeats with different σ and the scheduler's ``step_index`` does
+        not identify the evaluation.
     """
     conv = sigma_convention(scheduler, convention)
     t = _as_float(timestep)
