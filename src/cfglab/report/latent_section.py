@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfglab.cli._common import write_json_atomic
+from cfglab._io import write_json_atomic
 from cfglab.report.base import Figure, Section, SectionResult, fmt, save_figure, verdict
 
 __all__ = ["LATENT"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from cfglab._validate import CfglabInputError
-from cfglab.cli._common import write_json_atomic
+from cfglab._io import write_json_atomic
 from cfglab.report.base import Section, SectionResult
 from cfglab.report.profiles import Profile
 from cfglab.report.render import write_html, write_markdown
