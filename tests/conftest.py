@@ -23,3 +23,20 @@ def _float64_default():
 def slow_scale():
     """``"full"`` or ``"ci"``: the size a slow test should run at."""
     return "full" if FULL else "ci"
+
+
+@pytest.fixture(scope="session")
+def tiny_latent_cache(tmp_path_factory):
+    """A private ``CFGLAB_CACHE`` holding the tiny latent model, trained once per session."""
+    pytest.importorskip("diffusers")
+    from cfglab.latent.checkpoint import load_or_train
+    from cfglab.latent.data import load_data
+    from cfglab.latent.train import PROFILES, cpu_threads
+
+    root = tmp_path_factory.mktemp("latent-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CFGLAB_CACHE", str(root))
+    with cpu_threads(1):
+        load_or_train(PROFILES["tiny"], load_data())
+    yield root
+    mp.undo()

@@ -86,7 +86,7 @@ def test_validate_tiny_run_writes_table_and_plot(capsys, tmp_path):
 
 
 def test_run_point_is_a_pure_function_of_its_params():
-    from cfglab.theory.validate import run_point
+    from cfglab.experiments.validate import run_point
 
     p = dict(d=8, alpha=0.2, seed=1, n_samples=50, steps=20, T=2.0)
     a, b = run_point(dict(p)), run_point(dict(p))

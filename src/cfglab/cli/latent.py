@@ -201,7 +201,7 @@ def run_evaluate(args) -> int:
 
 
 def run_study(args) -> int:
-    from cfglab.latent.pipeline import latent_study
+    from cfglab.experiments.latent_study import latent_study
 
     with progress_bar("latent study", enabled=not args.json) as update:
         result = latent_study(

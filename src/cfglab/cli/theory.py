@@ -139,7 +139,7 @@ def run_potential(args) -> int:
 
 
 def run_validate(args) -> int:
-    from cfglab.theory.validate import error_by_d, plot_scaling, validation_table
+    from cfglab.experiments.validate import error_by_d, plot_scaling, validation_table
 
     for a in args.alphas:
         positive("alpha", a)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from cfglab._validate import CfglabInputError, finite, nonnegative
-from cfglab.lab.ensembles import GuidedScore
+from cfglab.guidance.combine import GuidedScore, cfg_force, guided_score
 
 __all__ = ["CFG", "PowerLawCFG", "APG", "RULES"]
 
@@ -26,13 +26,13 @@ class CFG:
     model: object
 
     def force(self, x: torch.Tensor, t: float, w: float, s_c: torch.Tensor, s_u: torch.Tensor) -> torch.Tensor:
-        return w * (s_c - s_u)  # [N, d]
+        return cfg_force(s_c, s_u, w)  # [N, d]
 
     def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
         """Guided score at (x, t) with weight w, in the lab's :class:`GuidedScore` form."""
         s_c, s_u, log_pi = self.model.score_pair(x, t)
         f = self.force(x, t, w, s_c, s_u)
-        return GuidedScore(score=s_c + f, cfg_force=f, log_pi_target=log_pi)
+        return guided_score(s_c, f, log_pi)
 
     def __getattr__(self, name):  # target_mean, sigma2, gamma, bayes_is_target ... of the model
         if name == "model":
@@ -113,7 +113,7 @@ class APG(CFG):
         d_c = (x + var * s_c) / decay  # [N, d] conditional denoised prediction
         unit = d_c / d_c.norm(dim=1, keepdim=True).clamp_min(1e-300)
         par = (u * unit).sum(dim=1, keepdim=True) * unit
-        return w * (u - par + self.eta * par) / scale if var > 0 else w * (s_c - s_u)
+        return w * (u - par + self.eta * par) / scale if var > 0 else cfg_force(s_c, s_u, w)
 
 
 RULES = {"cfg": CFG, "power_law": PowerLawCFG, "apg": APG}

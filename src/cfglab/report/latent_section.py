@@ -2,7 +2,7 @@
 
 Loads (or trains once, then caches) the class-conditional latent diffusion model of
 :mod:`cfglab.latent`, trains the independent evaluator on the real training split, and runs
-:func:`cfglab.latent.study.run_study`.  The study's JSON is kept in ``latent/study.json``
+:func:`cfglab.experiments.latent_study.run_study`.  The study's JSON is kept in ``latent/study.json``
 next to the report and reused when the settings match, so a rerun does not resample.
 """
 
@@ -22,7 +22,7 @@ __all__ = ["LATENT"]
 
 
 def _study_config(settings):
-    from cfglab.latent.study import STUDY_PRESETS
+    from cfglab.experiments.latent_study import STUDY_PRESETS
 
     return dataclasses.replace(STUDY_PRESETS[settings.study], **dict(settings.overrides))
 
@@ -32,7 +32,7 @@ def _run(settings, cache: Path) -> dict:
     from cfglab.latent.checkpoint import load_or_train
     from cfglab.latent.data import load_data
     from cfglab.latent.evaluate import train_evaluator
-    from cfglab.latent.study import run_study
+    from cfglab.experiments.latent_study import run_study
     from cfglab.latent.train import PROFILES
 
     key = {"model": PROFILES[settings.model].to_dict(), "study": _study_config(settings).to_dict(),
@@ -148,6 +148,6 @@ def _analyze(profile, rows, figdir) -> SectionResult:
 LATENT = Section(
     name="latent", title="Real latent diffusion: separability vs diversity",
     claim="On a real latent diffusion model, a negative-guidance window raises diversity at equal separability compared with constant CFG.",
-    requires=("cfglab.latent.study", "cfglab.latent.checkpoint", "cfglab.latent.evaluate"),
+    requires=("sklearn", "diffusers", "safetensors"),
     tasks=lambda profile: [], analyze=_analyze,
     skip=lambda profile: None if profile.latent.enabled else f"disabled in the {profile.name!r} profile")

@@ -31,7 +31,7 @@ import torch
 
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.guidance.schedules import as_schedule
-from cfglab.lab.ensembles import exponential_K
+from cfglab.noise import exponential_K
 from cfglab.theory.rem import gamma, rem_free_energy
 
 __all__ = ["DMFTPrediction", "solve_dmft", "kl_per_dim_prediction"]

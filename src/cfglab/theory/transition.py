@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from scipy.optimize import brentq
 
 from cfglab._validate import CfglabInputError, positive, positive_int
-from cfglab.noise import sigma_from_t
+from cfglab.noise import exponential_K, sigma_from_t
 from cfglab.theory.rem import rem_coefficients, rem_free_energy
 
 __all__ = ["TransitionResult", "transition", "crossing_time", "alpha_critical", "t_c_closed_form", "resolution_gap"]
@@ -88,8 +88,6 @@ def crossing_time(alpha: float, d: int, *, sigma2: float = 0.5, s2: float = 1.0,
     target's ``|μ_c|²/d``; the per-sample log-odds fluctuation is symmetric, so the mean weight
     crosses 1/2 where the self-averaging gap vanishes.  None when it never does.
     """
-    from cfglab.lab.ensembles import exponential_K
-
     alpha, d = positive("alpha", alpha), positive_int("d", d)
     K = exponential_K(alpha, d)
     if K < 2:

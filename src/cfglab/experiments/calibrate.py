@@ -31,6 +31,8 @@ from scipy.optimize import brentq
 from cfglab._validate import CfglabInputError, guidance_weight, positive
 from cfglab.guidance.schedules import Constant, Interval, NegativeWindow, Schedule, as_schedule
 from cfglab.noise import sigma_from_t, t_from_sigma
+from cfglab.theory.dmft import solve_dmft
+from cfglab.theory.gaussian import solve_discrete, solve_gaussian
 
 __all__ = ["Calibration", "calibrate", "predict"]
 
@@ -72,15 +74,9 @@ def predict(schedule, *, regime: str = "infinite", alpha: float | None = None, s
     discretised sampler on its ``steps``-step grid (Euler–Maruyama or Heun).
     """
     if regime == "infinite":
-        from cfglab.theory.gaussian import solve_discrete, solve_gaussian
-
         kw = dict(sigma2=sigma2, s2=s2, sampler=sampler, T=T, cond_var=cond_var, uncond_var=uncond_var)
         p = solve_gaussian(schedule, n_points=2, **kw) if steps is None else solve_discrete(schedule, steps, **kw)
         return float(np.mean(p.mean_overlap)), float(np.mean(p.var_ratio))
-    try:
-        from cfglab.theory.dmft import solve_dmft
-    except ImportError:  # pragma: no cover - depends on the theory package
-        raise CfglabInputError("regime 'dmft' needs cfglab.theory.dmft, which is not installed") from None
     kw = {} if target_s2 is None else {"target_s2": target_s2}
     p = solve_dmft(alpha, sigma2=sigma2, s2=s2, schedule=schedule, sampler=sampler, T=T, d=d, steps=steps, **kw)
     return float(p.mean_overlap), float(p.var_perp) / sigma2

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from cfglab._validate import CfglabInputError, positive, positive_int
+from cfglab.experiments.calibrate import calibrate
 from cfglab.guidance.rules import APG, CFG, PowerLawCFG
 from cfglab.lab import SimulationConfig, distortion
 from cfglab.lab.samplers import SAMPLERS, sigma_grid
@@ -103,8 +104,6 @@ def compare_table(entries: list[Entry] | None = None, *, regime: str = "infinite
 
 
 def _calibrated(regime, alpha, sampler, steps, T, base) -> str | None:
-    from cfglab.guidance.calibrate import calibrate
-
     try:
         if regime == "infinite":
             return str(calibrate(base, sampler=sampler, steps=steps, T=T).schedule)
