@@ -74,7 +74,7 @@ def _heun(denoiser, x, sigmas, **extra):
 
 
 def test_cfg_denoiser_in_a_sampler_gives_the_closed_form_variance():
-    """Gaussian class N(μ, a) in a Gaussian population N(0, b): the guided ODE ends at Var = a (a/b)^w (SPEC §5.1)."""
+    """Gaussian class N(μ, a) in a Gaussian population N(0, b): the guided ODE ends at Var = a (a/b)^w (docs/theory.md)."""
     a, b, mu, w = 0.5, 1.5, 0.8, 2.0
 
     def model(x, sigma, cond):  # posterior means of the two Gaussians at VE noise σ

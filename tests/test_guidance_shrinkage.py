@@ -1,4 +1,4 @@
-"""Shrinkage theorem (SPEC §5.4): non-negative schedules never raise the final variance above σ²."""
+"""Shrinkage theorem (docs/schedules.md): non-negative schedules never raise the final variance above σ²."""
 
 import json
 

@@ -15,7 +15,7 @@ TINY = {
     "theory.crossing": {"d": 4, "n_samples": 20, "steps": 10},
     "schedules.compare": {"d": 3, "alpha": 0.3, "n_samples": 20, "steps": 6},
     "schedules.shrinkage": {"n": 2, "n_simulate": 0},
-    "latent.evaluate": {"profile": "tiny", "schedule": "constant:w=1", "n_per_class": 6, "steps": 2},
+    "latent.evaluate": {"profile": "tiny", "schedule": "constant:w=1", "n_per_class": 7, "steps": 2},
 }
 
 

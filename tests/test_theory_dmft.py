@@ -1,4 +1,4 @@
-"""DMFT of the guided dynamics (SPEC §5.3) against the Gaussian theory, its own d → ∞ limit and simulation."""
+"""DMFT of the guided dynamics (docs/theory.md) against the Gaussian theory, its own d → ∞ limit and simulation."""
 
 import math
 

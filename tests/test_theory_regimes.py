@@ -1,4 +1,4 @@
-"""The paper's three regime claims, measured (SPEC §5.3): numbers, not assumptions."""
+"""The paper's three regime claims, measured (docs/theory.md): numbers, not assumptions."""
 
 import pytest
 

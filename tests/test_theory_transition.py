@@ -1,4 +1,4 @@
-"""REM free energy and the class-resolution transition (SPEC §5.2) against independent references."""
+"""REM free energy and the class-resolution transition (docs/theory.md) against independent references."""
 
 import math
 

@@ -12,6 +12,7 @@ from cfglab._validate import CfglabInputError
 from cfglab.guidance import (
     APG,
     CFG,
+    CFGDenoiser,
     Constant,
     Cosine,
     FromCallable,
@@ -26,7 +27,6 @@ from cfglab.guidance import (
     parse_schedule,
 )
 from cfglab.experiments.calibrate import Calibration, calibrate
-from cfglab.integrations import CFGDenoiser
 from cfglab.lab import (
     GaussianMixture,
     InfiniteClassMixture,

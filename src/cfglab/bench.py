@@ -1,4 +1,4 @@
-"""Benchmark of the exact-score kernel against the GEMM peak and two peers (SPEC §9).
+"""Benchmark of the exact-score kernel against the GEMM peak and two peers (docs/performance.md).
 
 On the same inputs, in one run, with interleaved repeats so that every method sees the same
 machine load: the GEMM peak (``torch.matmul``), cfglab's fused kernel
@@ -36,7 +36,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What ``cfglab bench`` measures (defaults: the SPEC §9 target setting)."""
+    """What ``cfglab bench`` measures (defaults: the docs/performance.md target setting)."""
 
     K: int = 65_536
     N: int = 1_024

@@ -1,4 +1,4 @@
-"""``cfglab latent train|sample|evaluate|study``: the real latent diffusion model (SPEC §7–8)."""
+"""``cfglab latent train|sample|evaluate|study``: the real latent diffusion model (docs/latent.md, docs/sweeps.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``cfglab schedules shrinkage|calibrate|compare``: schedules that keep diversity (SPEC §5.4, §6)."""
+"""``cfglab schedules shrinkage|calibrate|compare``: schedules that keep diversity (docs/schedules.md)."""
 
 from __future__ import annotations
 

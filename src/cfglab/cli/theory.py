@@ -1,4 +1,4 @@
-"""``cfglab theory``: infinite-class limit, class-resolution transition, DMFT, potential, validation (SPEC §5, §8)."""
+"""``cfglab theory``: infinite-class limit, class-resolution transition, DMFT, potential, validation (docs/theory.md, docs/sweeps.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Theory-calibrated negative-guidance window (SPEC §6 ``calibrated``; issue: schedules that keep diversity).
+"""Theory-calibrated negative-guidance window (docs/schedules.md ``calibrated``; issue: schedules that keep diversity).
 
 The paper's §4 schedule guides positively early (while classes separate) and negatively
 late.  Here the window is solved from theory instead of hand-tuned: given a positive base
@@ -172,7 +172,7 @@ def _solve_switch(theory: Callable, w_pos: float, w_neg: float, sigma_hi: float,
     """Root in OU time t_s ∈ (0, min(T, t(σ_hi))) of var_ratio(t_s) − 1."""
     if w_neg >= 0:
         raise CfglabInputError(f"w_neg={w_neg} is not negative: no non-negative schedule can undo the "
-                               "shrinkage (SPEC §5.4); use w_neg < 0")
+                               "shrinkage (docs/schedules.md); use w_neg < 0")
     t_top = min(T, t_from_sigma(sigma_hi)) if math.isfinite(sigma_hi) else T
     make = lambda ts: NegativeWindow(w_pos, w_neg, sigma_from_t(ts), sigma_hi)  # noqa: E731
     f = lambda ts: theory(make(ts))[1] - 1  # noqa: E731

@@ -1,4 +1,4 @@
-"""The guidance-schedule study on the trained latent model (SPEC §7; paper §4, real LDMs).
+"""The guidance-schedule study on the trained latent model (docs/latent.md; paper §4, real LDMs).
 
 Per class, ``n_per_class`` samples per schedule and per seed for: constant CFG over a grid
 of w, interval guidance (Kynkäänniemi et al. 2024), a negative window (w = w_pos early, then

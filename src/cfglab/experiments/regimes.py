@@ -1,4 +1,4 @@
-"""The paper's three regime claims as reproducible numbers (arXiv 2602.00716, abstract; SPEC §5.3).
+"""The paper's three regime claims as reproducible numbers (arXiv 2602.00716, abstract; docs/theory.md).
 
 (i) exponential regime K = e^{αd}: the d → ∞ distortion is O(1) and grows with α (DMFT);
 (ii) fixed K: the distortion of exact-score simulations decays as d grows (the finite-d

@@ -1,4 +1,4 @@
-"""Numerical check of the shrinkage theorem (SPEC §5.4): w(σ) ≥ 0 everywhere ⇒ Var ≤ σ².
+"""Numerical check of the shrinkage theorem (docs/schedules.md): w(σ) ≥ 0 everywhere ⇒ Var ≤ σ².
 
 Random non-negative schedules (piecewise-constant, linear / cosine ramps, intervals and the
 paper's linear-in-t form) are pushed through the infinite-class theory, the DMFT of the
@@ -67,7 +67,7 @@ def _worst(rows: list[dict], key: str) -> dict | None:
 def shrinkage_check(n: int = 500, *, seed: int = 0, sigma2: float = 0.5, s2: float = 1.0, T: float = 6.0,
                     alpha: float = 0.2, n_simulate: int = 6, sim_d: int = 32, sim_samples: int = 1000,
                     sim_steps: int = 200, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Largest final variance ratio over ``n`` random non-negative schedules (SPEC §5.4).
+    """Largest final variance ratio over ``n`` random non-negative schedules (docs/schedules.md).
 
     Infinite-class theory for SDE and ODE (started from the exact noised marginal: the bound is
     ``1 + start_excess``, the O(s² e^{-2T}) width the probability flow carries over), the DMFT at ``alpha`` (d → ∞), and the exact-score lab (infinite-class

@@ -1,4 +1,4 @@
-"""Theory against exact-score simulation at growing d (SPEC §5.2–5.3; finite-size scaling).
+"""Theory against exact-score simulation at growing d (docs/theory.md; finite-size scaling).
 
 :func:`run_point` is a pure function ``params dict -> dict of numbers`` (one simulation and
 its DMFT predictions on the same sampler grid), so a Dask sweep can map it over a grid.

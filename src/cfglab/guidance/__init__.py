@@ -4,6 +4,8 @@ The theory-calibrated window is an experiment: :func:`cfglab.experiments.calibra
 (also ``cfglab.calibrate``).
 """
 
+from cfglab.guidance.combine import GuidedScore, cfg, cfg_force
+from cfglab.guidance.denoiser import CFGDenoiser
 from cfglab.guidance.rules import APG, CFG, PowerLawCFG
 from cfglab.guidance.schedules import (
     SCHEDULES,
@@ -23,5 +25,5 @@ from cfglab.guidance.schedules import (
 __all__ = [
     "SCHEDULES", "Constant", "Cosine", "FromCallable", "Interval", "Linear", "NegativeWindow",
     "PaperLinear", "PiecewiseConstant", "Schedule", "as_schedule", "parse_schedule",
-    "APG", "CFG", "PowerLawCFG",
+    "APG", "CFG", "PowerLawCFG", "CFGDenoiser", "GuidedScore", "cfg", "cfg_force",
 ]

@@ -1,4 +1,4 @@
-"""Gaussian-mixture ensembles with exact scores (SPEC §3).
+"""Gaussian-mixture ensembles with exact scores (docs/design.md).
 
 Classes ``p(x|k) = N(μ_k, σ² I_d)``; under the OU process the class law at time t is
 ``N(e^{-t} μ_k, Γ(t) I)`` with ``Γ(t) = σ² e^{-2t} + Δ_t``.  Exact scores
@@ -140,7 +140,7 @@ class GaussianMixture:
         return s_c, s_u, logit_c - stats.log_norm
 
     def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
-        """Guided score ``s_w = s_c + w (s_c − s_u)`` and its parts (SPEC §3)."""
+        """Guided score ``s_w = s_c + w (s_c − s_u)`` and its parts (docs/design.md)."""
         s_c, s_u, log_pi = self.score_pair(x, t)
         return guided_score(s_c, cfg_force(s_c, s_u, w), log_pi)
 
@@ -161,7 +161,7 @@ class GaussianMixture:
 
 @dataclass
 class InfiniteClassMixture:
-    """Infinite-class limit (SPEC §3): ``p(x) = N(0, (s² + σ²) I)``, target ``N(μ_c, σ² I)``.
+    """Infinite-class limit (docs/design.md): ``p(x) = N(0, (s² + σ²) I)``, target ``N(μ_c, σ² I)``.
 
     Both scores are linear in x, so the guided dynamics is solvable in closed form
     (``cfglab.theory.gaussian``).

@@ -1,4 +1,4 @@
-"""A real class-conditional latent diffusion model and the guidance-schedule study (SPEC §7).
+"""A real class-conditional latent diffusion model and the guidance-schedule study (docs/latent.md).
 
 Layout: ``data`` (digits / .npz / image folder, split + hash), ``model`` (diffusers
 AutoencoderKL + UNet2DModel, EDM preconditioning), ``train`` (configs, profiles, training),

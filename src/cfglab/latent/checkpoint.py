@@ -1,4 +1,4 @@
-"""Checkpoints of the latent diffusion model: safetensors + config JSON + data hash (SPEC §7).
+"""Checkpoints of the latent diffusion model: safetensors + config JSON + data hash (docs/latent.md).
 
 A checkpoint is a folder with ``config.json`` (training config, data hash, latent
 normalisation), ``autoencoder.safetensors`` and ``denoiser.safetensors``.  By default it lives

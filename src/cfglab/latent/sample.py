@@ -17,7 +17,7 @@ import torch
 
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.guidance.schedules import as_schedule
-from cfglab.integrations.diffusers import CFGDenoiser
+from cfglab.guidance.denoiser import CFGDenoiser
 
 __all__ = [
     "SAMPLERS",

@@ -1,4 +1,4 @@
-"""Report section: the separability–diversity study on a real latent diffusion model (SPEC §7).
+"""Report section: the separability–diversity study on a real latent diffusion model (docs/latent.md).
 
 Loads (or trains once, then caches) the class-conditional latent diffusion model of
 :mod:`cfglab.latent`, trains the independent evaluator on the real training split, and runs

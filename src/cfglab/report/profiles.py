@@ -19,7 +19,7 @@ __all__ = ["LabSettings", "PhaseSettings", "ExponentialSettings", "SubExpSetting
 
 @dataclass(frozen=True)
 class LabSettings:
-    """Shared ensemble and sampler settings (SPEC §2 defaults)."""
+    """Shared ensemble and sampler settings (docs/design.md defaults)."""
 
     sigma2: float = 0.5
     s2: float = 1.0

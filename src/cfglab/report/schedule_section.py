@@ -1,4 +1,4 @@
-"""Report section: variance shrinkage under non-negative schedules vs negative windows (SPEC §5.4, §6).
+"""Report section: variance shrinkage under non-negative schedules vs negative windows (docs/schedules.md).
 
 In the infinite-class limit (exact linear moment ODEs, :mod:`cfglab.theory.gaussian`) many
 random non-negative schedules are solved to check that none keeps the target variance; the

@@ -1,4 +1,4 @@
-"""Report sections against the theory of the exponential regime: phase diagram and DMFT (SPEC §5.2–5.3)."""
+"""Report sections against the theory of the exponential regime: phase diagram and DMFT (docs/theory.md)."""
 
 from __future__ import annotations
 

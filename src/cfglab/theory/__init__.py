@@ -1,4 +1,4 @@
-"""Theory of guided diffusion on Gaussian mixtures (SPEC §5).
+"""Theory of guided diffusion on Gaussian mixtures (docs/theory.md).
 
 * :mod:`~cfglab.theory.gaussian` — infinite-class limit: exact moment ODEs and closed forms;
 * :mod:`~cfglab.theory.rem`, :mod:`~cfglab.theory.transition` — Random-Energy-Model free energy

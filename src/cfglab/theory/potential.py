@@ -1,4 +1,4 @@
-"""Effective potential of CFG along the target direction (SPEC §5.3, arXiv 2602.00716 §3).
+"""Effective potential of CFG along the target direction (docs/theory.md, arXiv 2602.00716 §3).
 
 On the line ``x = m μ_c + x⊥`` (``|x⊥|²/d = v⊥``) the guided score is the gradient of
 

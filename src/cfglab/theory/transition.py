@@ -1,4 +1,4 @@
-"""Class-resolution transition along the unguided conditional process (SPEC §5.2).
+"""Class-resolution transition along the unguided conditional process (docs/theory.md).
 
 Along ``x_t = e^{-t} μ_c + sqrt(Γ) z`` the target's log-weight per dimension is
 self-averaging, ``e_c(t) = e^{-2t} s² / (2Γ) = r/2`` with ``r = e^{-2t} s²/Γ``, and
@@ -82,7 +82,7 @@ def resolution_gap(t: float, alpha: float, sigma2: float, s2: float, target_s2: 
 
 def crossing_time(alpha: float, d: int, *, sigma2: float = 0.5, s2: float = 1.0,
                   target_s2: float | None = None) -> float | None:
-    """Finite-d prediction of where the mean π_c(t) crosses 1/2 on unguided runs (SPEC §5.2).
+    """Finite-d prediction of where the mean π_c(t) crosses 1/2 on unguided runs (docs/theory.md).
 
     Uses ``log(K − 1)/d`` non-target classes (K = ceil(e^{αd})) and, when given, the drawn
     target's ``|μ_c|²/d``; the per-sample log-odds fluctuation is symmetric, so the mean weight

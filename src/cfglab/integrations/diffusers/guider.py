@@ -1,4 +1,4 @@
-"""A diffusers guider that applies any cfglab schedule w(σ) (SPEC §2, §6, §7).
+"""A diffusers guider that applies any cfglab schedule w(σ) (docs/design.md, docs/schedules.md, docs/latent.md).
 
 Weight convention: the paper's ``s_w = s_c + w (s_c − s_u)``; diffusers' ``guidance_scale``
 is ``G = 1 + w`` and the guided prediction is ``pred_u + G (pred_c − pred_u)``, the same thing.
@@ -15,6 +15,7 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.guiders.guider_utils import BaseGuidance, GuiderOutput
 
 from cfglab._validate import CfglabInputError
+from cfglab.guidance.combine import cfg
 from cfglab.guidance.schedules import Schedule, as_schedule
 from cfglab.integrations.diffusers._sigma import scheduler_sigma, sigma_convention
 
@@ -127,7 +128,7 @@ class CfglabGuidance(BaseGuidance):
         elif mode == "uncond":
             pred = pred_uncond
         else:
-            pred = pred_uncond + self.guidance_scale * (pred_cond - pred_uncond)
+            pred = cfg(pred_cond, pred_uncond, self._w)
         return GuiderOutput(pred=pred, pred_cond=pred_cond, pred_uncond=pred_uncond)
 
     @property
