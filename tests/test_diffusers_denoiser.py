@@ -10,6 +10,8 @@ from cfglab.integrations.diffusers import CFGDenoiser
 from cfglab.lab import explicit_mixture
 from cfglab.noise import t_from_sigma
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 
 def _exact_denoiser(mixture):
     """VE denoiser of the lab's mixture: D(x, σ) = x + σ² ∇log p_σ(x), x = e^t x_t (cond 0 = target, 1 = none)."""

@@ -8,6 +8,8 @@ import torch
 from cfglab.guidance.rules import APG, CFG, PowerLawCFG
 from cfglab.lab import infinite_class_mixture, random_mixture, sample_ode, sigma_grid
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 
 @pytest.fixture
 def model():

@@ -19,6 +19,8 @@ from cfglab.lab import (
 )
 from cfglab.lab.simulate import SimulationConfig, simulate
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 SIGMA2, S2 = 0.5, 1.0
 
 

@@ -12,6 +12,8 @@ from cfglab.guidance.schedules import (
 )
 from cfglab.noise import sigma_from_t, t_from_sigma
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 EXAMPLES = [
     Constant(2.0), Constant(-1), Interval(2.0, 0.28, 5.42), Linear(0.0, 4.0), Cosine(4.0, 0.0, 20.0),
     NegativeWindow(3.0, -1.0, 0.8), NegativeWindow(2.5, -0.3, 0.123456789, 5.42), PaperLinear(-1.0, 0.7),

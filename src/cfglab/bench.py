@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from cfglab._io import write_atomic
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.lab.ensembles import SeededMeans, random_means
 from cfglab.lab.kernel import DEFAULT_BUDGET_BYTES, plan_chunks, posterior_stats
@@ -417,5 +418,5 @@ def plot_scaling(result: dict, path: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfglab._io import write_json_atomic
+from cfglab._io import write_atomic, write_json_atomic
 from cfglab.report.base import Figure, Section, SectionResult, fmt, save_figure, verdict
 
 __all__ = ["LATENT"]
@@ -46,8 +46,9 @@ def _run(settings, cache: Path) -> dict:
     ev = train_evaluator(data, seed=settings.evaluator_seed)
     study = run_study(model, data, ev, _study_config(settings))
     images = study.pop("images", {})
-    np.savez_compressed(cache.parent / "images.npz", **{f"img{i}": v for i, v in enumerate(images.values())},
-                        labels=np.array(list(images), dtype=object).astype(str))
+    write_atomic(cache.parent / "images.npz", lambda tmp: np.savez_compressed(
+        tmp, **{f"img{i}": v for i, v in enumerate(images.values())},
+        labels=np.array(list(images), dtype=object).astype(str)))
     result = {"key": key, "checkpoint": str(folder), "trained_now": trained, **study}
     write_json_atomic(cache, result)
     return json.loads(cache.read_text())
