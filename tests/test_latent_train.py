@@ -41,6 +41,7 @@ def _state(model):
     }
 
 
+@pytest.mark.slow  # trains the tiny model a second time; runs in the slow tier
 def test_training_and_sampling_are_deterministic(cached, data):
     _, model, _ = cached
     with cpu_threads(1):

@@ -15,7 +15,6 @@ from diffusers.configuration_utils import register_to_config
 from diffusers.guiders.guider_utils import BaseGuidance, GuiderOutput
 
 from cfglab._validate import CfglabInputError
-from cfglab.guidance.combine import cfg
 from cfglab.guidance.schedules import Schedule, as_schedule
 from cfglab.integrations.diffusers._sigma import scheduler_sigma, sigma_convention
 
@@ -128,7 +127,7 @@ class CfglabGuidance(BaseGuidance):
         elif mode == "uncond":
             pred = pred_uncond
         else:
-            pred = cfg(pred_cond, pred_uncond, self._w)
+            pred = pred_uncond + self.guidance_scale * (pred_cond - pred_uncond)
         return GuiderOutput(pred=pred, pred_cond=pred_cond, pred_uncond=pred_uncond)
 
     @property
