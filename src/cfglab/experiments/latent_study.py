@@ -273,20 +273,25 @@ def latent_study(
     n_per_class: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     threads: int | None = 1,
+    study: StudyConfig | None = None,
+    evaluator_seed: int = 0,
+    keep_images: bool = False,
     progress: Progress = None,
     train_progress: Progress = None,
 ) -> dict:
-    """Run the schedule study end to end (the report calls this with ``preset="quick"``).
+    """Run the schedule study end to end: ``cfglab latent study`` and the report both call this.
 
-    Returns the study dict (:func:`run_study`) without images; with
-    ``out`` the JSON, table, Pareto plot and sample grids are written there and their paths
-    are under ``files``.
+    Data (with the profile's ``test_fraction`` / ``split_seed``), model and evaluator come from
+    :func:`cfglab.latent.pipeline.prepare`.  ``study`` replaces the named ``preset``'s config
+    (the report passes its own).  Returns the study dict (:func:`run_study`, plus
+    ``checkpoint`` and ``trained_now``), with ``images`` when ``keep_images``; with ``out`` the
+    JSON, table, Pareto plot and sample grids are written there, their paths under ``files``.
     """
     if preset not in STUDY_PRESETS:
         raise CfglabInputError(
             f"unknown study preset {preset!r}; choose from {', '.join(STUDY_PRESETS)}"
         )
-    scfg = STUDY_PRESETS[preset]
+    scfg = STUDY_PRESETS[preset] if study is None else study
     if seeds is not None:
         scfg = dataclasses.replace(scfg, seeds=tuple(range(positive_int("seeds", seeds))))
     if n_per_class is not None:
@@ -294,7 +299,10 @@ def latent_study(
     check_sample_size(scfg.n_per_class, scfg.nearest_k)  # before any training or sampling
     with cpu_threads(threads):
         prep = prepare(
-            resolve_config(profile, data=data), checkpoint=checkpoint, progress=train_progress
+            resolve_config(profile, data=data),
+            checkpoint=checkpoint,
+            progress=train_progress,
+            evaluator_seed=evaluator_seed,
         )
         start = time.perf_counter()
         result = run_study(
@@ -303,12 +311,13 @@ def latent_study(
             prep.evaluator,
             scfg,
             progress=progress,
-            keep_images=out is not None,
+            keep_images=keep_images or out is not None,
         )
     result.update(
         profile=profile,
         preset=preset,
         checkpoint=str(prep.checkpoint),
+        trained_now=prep.trained,
         data_hash=prep.data.data_hash,
         study_seconds=time.perf_counter() - start,
         model_config=prep.model.config.to_dict(),
