@@ -9,6 +9,8 @@ from cfglab.bench import BenchConfig, naive_posterior, peak_memory_mb, run_bench
 from cfglab.cli import main
 from cfglab.lab.kernel import posterior_stats
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 TINY = dict(K=600, N=48, d=8, repeats=1, K_factors=(0.5, 1), N_factors=(0.5, 1), d_factors=(0.5, 1))
 
 

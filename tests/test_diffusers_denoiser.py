@@ -10,6 +10,8 @@ from cfglab.integrations.diffusers import CFGDenoiser
 from cfglab.lab import explicit_mixture
 from cfglab.noise import t_from_sigma
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 
 def _exact_denoiser(mixture):
     """VE denoiser of the lab's mixture: D(x, σ) = x + σ² ∇log p_σ(x), x = e^t x_t (cond 0 = target, 1 = none)."""
@@ -74,7 +76,7 @@ def _heun(denoiser, x, sigmas, **extra):
 
 
 def test_cfg_denoiser_in_a_sampler_gives_the_closed_form_variance():
-    """Gaussian class N(μ, a) in a Gaussian population N(0, b): the guided ODE ends at Var = a (a/b)^w (SPEC §5.1)."""
+    """Gaussian class N(μ, a) in a Gaussian population N(0, b): the guided ODE ends at Var = a (a/b)^w (docs/theory.md)."""
     a, b, mu, w = 0.5, 1.5, 0.8, 2.0
 
     def model(x, sigma, cond):  # posterior means of the two Gaussians at VE noise σ

@@ -136,7 +136,7 @@ def test_cfglab_apg_is_diffusers_apg_original_formulation(eta, momentum, r):
     β ≠ 0 or the threshold acts.
     """
     w, d = 2.0, 32
-    rule = APG(model=None, eta=eta, momentum=momentum, threshold=r)
+    rule = APG(eta=eta, momentum=momentum, threshold=r)
     buffer_orig = MomentumBuffer(momentum) if momentum else None
     buffer_default = MomentumBuffer(momentum) if momentum else None
     worst_default = 0.0

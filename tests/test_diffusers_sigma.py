@@ -23,6 +23,8 @@ from cfglab.integrations.diffusers import (  # noqa: E402
     switch_sigma,
 )
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 MAPPED = [
     "DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "EulerDiscreteScheduler",
     "EulerAncestralDiscreteScheduler", "LMSDiscreteScheduler", "HeunDiscreteScheduler",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cfglab._validate import CfglabInputError
-from cfglab.guidance.calibrate import calibrate, predict
+from cfglab.experiments.calibrate import calibrate, predict
 from cfglab.guidance.schedules import NegativeWindow, parse_schedule
 from cfglab.lab import SimulationConfig, simulate
 from cfglab.theory.gaussian import solve_gaussian

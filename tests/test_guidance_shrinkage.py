@@ -1,4 +1,4 @@
-"""Shrinkage theorem (SPEC §5.4): non-negative schedules never raise the final variance above σ²."""
+"""Shrinkage theorem (docs/schedules.md): non-negative schedules never raise the final variance above σ²."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cfglab.cli import main
-from cfglab.guidance.shrinkage import random_nonnegative_schedule, shrinkage_check
+from cfglab.experiments.shrinkage import random_nonnegative_schedule, shrinkage_check
 from cfglab.guidance.schedules import parse_schedule
 from cfglab.theory.gaussian import solve_gaussian
 
@@ -72,7 +72,7 @@ def test_cli_bad_input_exits_2(argv, capsys):
 
 def test_cli_compare_writes_table_and_plot(tmp_path, capsys):
     torch.set_num_threads(1)
-    from cfglab.guidance.compare import Entry, compare_table, pareto_plot
+    from cfglab.experiments.compare import Entry, compare_table, pareto_plot
 
     rows = compare_table([Entry("cfg w=2", "constant", "constant:w=2"),
                           Entry("apg", "apg", "constant:w=2", "apg", (("eta", 0.0),)),

@@ -12,6 +12,8 @@ from cfglab.lab import kernel as kernel_mod
 from cfglab.lab.ensembles import MEANS_BLOCK, SeededMeans, random_means
 from cfglab.lab.kernel import plan_chunks, posterior_stats
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 # float64: agreement to 1e-10 relative; float32: ~1e-5 relative (logits of size ~10-50 lose
 # |ℓ|·2^-24 ≈ 3e-6 in the exponent, for the kernel and the reference alike).
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=2e-5, atol=2e-5)}

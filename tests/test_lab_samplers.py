@@ -19,6 +19,8 @@ from cfglab.lab import (
 )
 from cfglab.lab.simulate import SimulationConfig, simulate
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 SIGMA2, S2 = 0.5, 1.0
 
 
@@ -33,7 +35,7 @@ def ode_linear_map(model, w, T, steps):
 
 @pytest.mark.parametrize("w", [0.0, 1.0, 3.0])
 def test_ode_variance_matches_closed_form(w):
-    """Infinite-class limit, constant w, T → ∞: Var = a (a/b)^w per direction (SPEC §5.1)."""
+    """Infinite-class limit, constant w, T → ∞: Var = a (a/b)^w per direction (docs/theory.md)."""
     model = infinite_class_mixture(4, SIGMA2, S2, seed=0)
     gain, _ = ode_linear_map(model, w, T=12.0, steps=8000)
     a, b = SIGMA2, S2 + SIGMA2

@@ -11,6 +11,8 @@ from sklearn.mixture import GaussianMixture as SkGMM
 from cfglab.lab import explicit_mixture, infinite_class_mixture, random_mixture
 from cfglab.lab.kernel import posterior_stats
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 RTOL = 1e-8
 
 

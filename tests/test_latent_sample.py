@@ -15,6 +15,8 @@ from cfglab.latent.sample import (
     sigma_at_fraction,
 )
 
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
+
 S2 = 0.5  # data variance of the Gaussian test class
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from cfglab.guidance.schedules import Constant, NegativeWindow
 from cfglab.latent.sample import karras_sigmas
-from cfglab.latent.study import STUDY_PRESETS, compare_at_equal_separability, study_schedules
+from cfglab.experiments.latent_study import STUDY_PRESETS, compare_at_equal_separability, study_schedules
 
 
 def _row(family, seeds, w=None):
@@ -54,13 +54,12 @@ def test_comparison_interpolates_first_crossing_per_seed():
     assert out[1]["delta_vendi"]["mean"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_quick_study_end_to_end_on_tiny_model(tmp_path, monkeypatch):
-    from cfglab.latent.pipeline import latent_study
+def test_quick_study_end_to_end_on_tiny_model(tmp_path, monkeypatch, tiny_latent_cache):
+    from cfglab.experiments.latent_study import latent_study
 
-    monkeypatch.setenv("CFGLAB_CACHE", str(tmp_path / "cache"))
     import dataclasses
 
-    from cfglab.latent import study
+    from cfglab.experiments import latent_study as study
 
     tiny = dataclasses.replace(study.STUDY_PRESETS["quick"], steps=2)
     monkeypatch.setitem(study.STUDY_PRESETS, "quick", tiny)

@@ -25,16 +25,13 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def cached(tmp_path_factory, data):
-    """The tiny model trained once into a private cache; returns (cache root, model, folder)."""
-    root = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CFGLAB_CACHE", str(root))
+def cached(tiny_latent_cache, data):
+    """The session's tiny model (conftest), reloaded from its cache: (cache root, model, folder)."""
     with cpu_threads(1):
         model, folder, trained = load_or_train(TINY, data)
-    assert trained and folder == checkpoint_dir(TINY, data.data_hash) and str(root) in str(folder)
-    yield root, model, folder
-    mp.undo()
+    assert not trained and folder == checkpoint_dir(TINY, data.data_hash)
+    assert str(tiny_latent_cache) in str(folder)
+    return tiny_latent_cache, model, folder
 
 
 def _state(model):
@@ -44,6 +41,7 @@ def _state(model):
     }
 
 
+@pytest.mark.slow  # trains the tiny model a second time; runs in the slow tier
 def test_training_and_sampling_are_deterministic(cached, data):
     _, model, _ = cached
     with cpu_threads(1):

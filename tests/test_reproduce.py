@@ -24,6 +24,7 @@ def test_report(tmp_path_factory):
     return out, reproduce(PROFILES["test"], out, workers=0)
 
 
+@pytest.mark.slow  # the full test-profile report; runs in the slow tier
 def test_report_files_are_written_and_open_offline(test_report):
     out, report = test_report
     for name in ("index.html", "report.md", "results.json", "profile.json", "runs/results.parquet"):
@@ -37,6 +38,7 @@ def test_report_files_are_written_and_open_offline(test_report):
     assert json.loads((out / "profile.json").read_text())["name"] == "test"
 
 
+@pytest.mark.slow  # the full test-profile report; runs in the slow tier
 def test_every_section_has_a_status_and_figures_carry_a_verdict(test_report):
     _, report = test_report
     assert set(report["sections"]) == {"phase", "exponential", "subexponential", "infinite", "shrinkage", "latent"}
@@ -53,6 +55,7 @@ def test_every_section_has_a_status_and_figures_carry_a_verdict(test_report):
         assert report["sections"][name]["status"] == "ok", report["sections"][name].get("error")
 
 
+@pytest.mark.slow  # the full test-profile report; runs in the slow tier
 def test_rerun_resumes_without_recomputing(test_report):
     out, first = test_report
     second = reproduce(PROFILES["test"], out, workers=0)
@@ -107,6 +110,7 @@ def test_pi_crossing_interpolates_a_logistic_crossing():
     assert math.isclose(pi_crossing([3.0, 2.0], [0.0, 1.0]), 2.5)
 
 
+@pytest.mark.slow  # the full test-profile report; runs in the slow tier
 def test_cli_prints_one_json_object_and_rejects_unknown_profiles(test_report, capsys):
     from cfglab.cli import main
 

@@ -6,7 +6,7 @@ import pytest
 
 from cfglab.report import PROFILES
 
-pytest.importorskip("cfglab.latent.study")
+pytest.importorskip("cfglab.experiments.latent_study")
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Schedule shapes (SPEC §6): values at the σ boundaries, clipping at −1, string round trip."""
+"""Schedule shapes (docs/schedules.md): values at the σ boundaries, clipping at −1, string round trip."""
 
 import math
 
@@ -11,6 +11,8 @@ from cfglab.guidance.schedules import (
     parse_schedule,
 )
 from cfglab.noise import sigma_from_t, t_from_sigma
+
+pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
 
 EXAMPLES = [
     Constant(2.0), Constant(-1), Interval(2.0, 0.28, 5.42), Linear(0.0, 4.0), Cosine(4.0, 0.0, 20.0),
@@ -79,3 +81,16 @@ def test_as_schedule_accepts_numbers_and_callables():
     assert f(0.3) == 1.0
     assert t_from_sigma(sigma_from_t(1.25)) == pytest.approx(1.25)
     assert math.isinf(NegativeWindow(1, -1, 0.5).sigma_hi)
+
+
+@pytest.mark.parametrize("schedule", EXAMPLES + [PaperLinear(1.0, -2.0)], ids=str)
+def test_every_jump_and_kink_is_a_reported_breakpoint(schedule):
+    """Between reported breakpoints w(σ) is smooth: no jump in w, no jump in its slope in t."""
+    t = torch.linspace(1e-3, 8.0, 80001, dtype=torch.float64)  # [n] fine grid in OU time
+    w = schedule(sigma_from_t(t))  # [n]
+    slope = torch.diff(w) / torch.diff(t)  # [n - 1]
+    h = float(t[1] - t[0])
+    bad = (torch.diff(w).abs() > 1e-3) | torch.cat([torch.diff(slope).abs() > 1e-2, torch.tensor([False])])
+    reported = [t_from_sigma(s) for s in schedule.breakpoints() if math.isfinite(s)]
+    for i in torch.nonzero(bad).flatten().tolist():
+        assert any(abs(float(t[i]) - b) <= 2 * h for b in reported), (str(schedule), float(t[i]), reported)

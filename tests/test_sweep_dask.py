@@ -83,6 +83,7 @@ def processes():
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow  # a real scheduler and three worker processes (~20 s); runs in the slow tier
 def test_sweep_survives_a_killed_worker_on_a_real_cluster(probe_env, processes):
     tmp_path, env = probe_env
     sched_file = tmp_path / "scheduler.json"

@@ -1,4 +1,4 @@
-"""``cfglab theory`` command line: JSON keys of SPEC §8, exit status 2 on bad input."""
+"""``cfglab theory`` command line: JSON keys of docs/sweeps.md, exit status 2 on bad input."""
 
 import json
 import math
@@ -66,7 +66,7 @@ def test_gaussian_json_keys(capsys):
     pytest.importorskip("cfglab.theory.gaussian")
     rc, out, _ = _json(capsys, ["theory", "gaussian", "--schedule", "constant:w=2", "--sampler", "ode", "--json"])
     assert rc == 0 and {"mean_overlap", "var", "var_ratio"} <= set(out)
-    # probability-flow ODE, constant w, T large: Var = a (a/b)^w (SPEC §5.1)
+    # probability-flow ODE, constant w, T large: Var = a (a/b)^w (docs/theory.md)
     assert out["var"] == pytest.approx(0.5 * (0.5 / 1.5) ** 2, rel=1e-3)
 
 
@@ -86,7 +86,7 @@ def test_validate_tiny_run_writes_table_and_plot(capsys, tmp_path):
 
 
 def test_run_point_is_a_pure_function_of_its_params():
-    from cfglab.theory.validate import run_point
+    from cfglab.experiments.validate import run_point
 
     p = dict(d=8, alpha=0.2, seed=1, n_samples=50, steps=20, T=2.0)
     a, b = run_point(dict(p)), run_point(dict(p))

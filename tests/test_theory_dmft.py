@@ -1,4 +1,4 @@
-"""DMFT of the guided dynamics (SPEC §5.3) against the Gaussian theory, its own d → ∞ limit and simulation."""
+"""DMFT of the guided dynamics (docs/theory.md) against the Gaussian theory, its own d → ∞ limit and simulation."""
 
 import math
 
@@ -50,7 +50,7 @@ def test_finite_d_variant_converges_to_hard_switch_with_kick():
 
 def test_distortion_grows_with_alpha_and_vanishes_as_alpha_to_zero():
     """Claims (i)–(ii) in theory: kl_per_dim increasing in α, → 0 as α → 0 (SDE and ODE, w = 2)."""
-    from cfglab.theory.regimes import exponential_regime
+    from cfglab.experiments.regimes import exponential_regime
 
     for sampler in ("sde", "ode"):
         rows = exponential_regime([0.005, 0.05, 0.1, 0.2, 0.3, 0.4], sampler=sampler)
@@ -97,7 +97,7 @@ def test_bad_parameters_raise(kw):
 
 
 def _per_seed_errors(alpha, w, d, seeds, n_samples=300, steps=100):
-    from cfglab.theory.validate import run_point
+    from cfglab.experiments.validate import run_point
 
     rows = [run_point(dict(d=d, alpha=alpha, schedule=f"constant:w={w}", seed=s, n_samples=n_samples,
                            steps=steps, T=3.0)) for s in range(seeds)]

@@ -1,4 +1,4 @@
-"""Infinite-class limit (SPEC §5.1): moment ODEs vs closed forms, the lab's samplers and their orders."""
+"""Infinite-class limit (docs/theory.md): moment ODEs vs closed forms, the lab's samplers and their orders."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Effective potential (SPEC §5.3): its m-gradient is the guided score along μ_c, with a kink at the switch."""
+"""Effective potential (docs/theory.md): its m-gradient is the guided score along μ_c, with a kink at the switch."""
 
 import math
 

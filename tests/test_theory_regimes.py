@@ -1,8 +1,8 @@
-"""The paper's three regime claims, measured (SPEC §5.3): numbers, not assumptions."""
+"""The paper's three regime claims, measured (docs/theory.md): numbers, not assumptions."""
 
 import pytest
 
-from cfglab.theory.regimes import exponential_regime, fixed_k_regime, infinite_class_regime
+from cfglab.experiments.regimes import exponential_regime, fixed_k_regime, infinite_class_regime
 
 
 def test_exponential_regime_distortion_is_order_one_and_grows_with_alpha():

@@ -1,4 +1,4 @@
-"""REM free energy and the class-resolution transition (SPEC §5.2) against independent references."""
+"""REM free energy and the class-resolution transition (docs/theory.md) against independent references."""
 
 import math
 
@@ -103,7 +103,7 @@ def test_crossing_in_simulation_approaches_t_c(slow_scale):
     0.066 → 0.020 from d = 20 to 40 measured in docs/theory.md); the seed mean against the
     d → ∞ t_c within the seed scatter (which is ∝ the target-norm fluctuation, ~ 1/√d).
     """
-    from cfglab.theory.validate import crossing_point
+    from cfglab.experiments.validate import crossing_point
 
     alpha = 0.2
     t_c = transition(alpha).t_c

@@ -4,14 +4,15 @@ Reference: "Emergence of Distortions in High-Dimensional Guided Diffusion Models
 (arXiv 2602.00716).  Weight convention: ``s_w = s_c + w (s_c − s_u)``; σ(t) = sqrt(e^{2t} − 1)
 is the shared time variable.  Subpackages: :mod:`cfglab.lab` (exact-score laboratory),
 :mod:`cfglab.theory`, :mod:`cfglab.guidance`, :mod:`cfglab.latent` (needs the ``latent``
-extra), :mod:`cfglab.integrations` (diffusers), :mod:`cfglab.sweep`, :mod:`cfglab.report`.
+extra), :mod:`cfglab.integrations` (diffusers), :mod:`cfglab.sweep`, :mod:`cfglab.experiments`,
+:mod:`cfglab.report`; their layering is described in ``docs/design.md``.
 """
 
 from cfglab._validate import CfglabInputError
 from cfglab.guidance import (
     APG,
     CFG,
-    Calibration,
+    CFGDenoiser,
     Constant,
     Cosine,
     FromCallable,
@@ -23,10 +24,9 @@ from cfglab.guidance import (
     PowerLawCFG,
     Schedule,
     as_schedule,
-    calibrate,
     parse_schedule,
 )
-from cfglab.integrations import CFGDenoiser
+from cfglab.experiments.calibrate import Calibration, calibrate
 from cfglab.lab import (
     GaussianMixture,
     InfiniteClassMixture,

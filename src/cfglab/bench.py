@@ -1,4 +1,4 @@
-"""Benchmark of the exact-score kernel against the GEMM peak and two peers (SPEC §9).
+"""Benchmark of the exact-score kernel against the GEMM peak and two peers (docs/performance.md).
 
 On the same inputs, in one run, with interleaved repeats so that every method sees the same
 machine load: the GEMM peak (``torch.matmul``), cfglab's fused kernel
@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from cfglab._io import write_atomic
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.lab.ensembles import SeededMeans, random_means
 from cfglab.lab.kernel import DEFAULT_BUDGET_BYTES, plan_chunks, posterior_stats
@@ -36,7 +37,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What ``cfglab bench`` measures (defaults: the SPEC §9 target setting)."""
+    """What ``cfglab bench`` measures (defaults: the docs/performance.md target setting)."""
 
     K: int = 65_536
     N: int = 1_024
@@ -417,5 +418,5 @@ def plot_scaling(result: dict, path: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)

@@ -1,11 +1,12 @@
-"""Noise-level conventions shared by the lab, the theory and the image models (SPEC §2).
+"""Conventions shared by the lab, the theory and the image models (docs/design.md, paper §2).
 
 Forward process (Ornstein–Uhlenbeck): ``x_t = e^{-t} x_0 + sqrt(Δ_t) z`` with
 ``Δ_t = 1 - e^{-2t}``.  The shared time variable is the VE noise level of ``x_t / e^{-t}``,
 
 .. math:: \\sigma(t) = \\sqrt{e^{2t} - 1}, \\qquad t(\\sigma) = \\tfrac12 \\log(1 + \\sigma^2).
 
-Schedules are functions of σ; these helpers convert at the edges only.
+Schedules are functions of σ; these helpers convert at the edges only.  The exponential
+regime has ``K = ⌈e^{αd}⌉`` classes (:func:`exponential_K`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 
 from cfglab._validate import CfglabInputError, positive, positive_int
 
-__all__ = ["sigma_from_t", "t_from_sigma", "ou_time_grid"]
+__all__ = ["sigma_from_t", "t_from_sigma", "ou_time_grid", "exponential_K"]
 
 
 def sigma_from_t(t):
@@ -40,3 +41,8 @@ def ou_time_grid(T: float, steps: int, *, t_min: float = 0.0, dtype=torch.float6
     if not 0 <= t_min < T:
         raise CfglabInputError(f"t_min must lie in [0, T={T}), got {t_min!r}")
     return torch.linspace(T, t_min, steps + 1, dtype=dtype)
+
+
+def exponential_K(alpha: float, d: int) -> int:
+    """Number of classes ``K = ceil(e^{α d})`` of the exponential regime."""
+    return math.ceil(math.exp(alpha * d) - 1e-9)

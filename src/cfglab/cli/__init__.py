@@ -1,4 +1,4 @@
-"""``cfglab`` command line (SPEC §8).
+"""``cfglab`` command line (docs/sweeps.md).
 
 Each subcommand lives in its own module exposing ``register(subparsers)``; every command
 takes ``--json`` and prints one JSON object.  Bad input exits with status 2 and one line

@@ -6,11 +6,9 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import sys
-import tempfile
-from pathlib import Path
 
+from cfglab._io import json_clean, write_json_atomic
 from cfglab._validate import CfglabInputError
 
 __all__ = ["number", "add_json_flag", "emit", "progress_bar", "write_json_atomic"]
@@ -39,19 +37,9 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _clean(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 def emit(result: dict, as_json: bool, *, title: str = "") -> None:
     """Print ``result`` as one JSON object, or as a readable table (arrays summarised)."""
-    result = _clean(result)
+    result = json_clean(result)
     if as_json:
         print(json.dumps(result))
         return
@@ -79,15 +67,3 @@ def progress_bar(description: str, enabled: bool):
     with Progress(transient=True) as progress:
         task = progress.add_task(description, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
-
-
-def write_json_atomic(path: str | os.PathLike, obj) -> None:
-    """Write JSON to ``path`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-            json.dump(_clean(obj), f, indent=1)
-        os.replace(f.name, path)
-    except OSError as err:
-        raise CfglabInputError(f"cannot write {str(path)!r}: {err.strerror}") from None

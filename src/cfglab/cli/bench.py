@@ -1,4 +1,4 @@
-"""``cfglab bench``: the exact-score kernel against the GEMM peak and its peers (SPEC §9)."""
+"""``cfglab bench``: the exact-score kernel against the GEMM peak and its peers (docs/performance.md)."""
 
 from __future__ import annotations
 

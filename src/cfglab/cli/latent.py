@@ -1,4 +1,4 @@
-"""``cfglab latent train|sample|evaluate|study``: the real latent diffusion model (SPEC §7–8)."""
+"""``cfglab latent train|sample|evaluate|study``: the real latent diffusion model (docs/latent.md, docs/sweeps.md)."""
 
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def run_evaluate(args) -> int:
 
 
 def run_study(args) -> int:
-    from cfglab.latent.pipeline import latent_study
+    from cfglab.experiments.latent_study import latent_study
 
     with progress_bar("latent study", enabled=not args.json) as update:
         result = latent_study(
@@ -225,20 +225,12 @@ def run_study(args) -> int:
 
 
 def _write_npz(out: str, images, labels):
-    import os
-    import tempfile
-    from pathlib import Path
-
     import numpy as np
 
-    from cfglab._validate import CfglabInputError
+    from cfglab._io import write_atomic
 
-    path = Path(out)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".npz") as f:
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
             np.savez(f, images=images, labels=labels)
-        os.replace(f.name, path)
-    except OSError as err:
-        raise CfglabInputError(f"cannot write {out!r}: {err.strerror}") from None
-    return path
+
+    return write_atomic(out, write)

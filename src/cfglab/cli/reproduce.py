@@ -1,4 +1,4 @@
-"""``cfglab reproduce``: run the experiments behind every claim and write the report (SPEC §8)."""
+"""``cfglab reproduce``: run the experiments behind every claim and write the report (docs/sweeps.md)."""
 
 from __future__ import annotations
 

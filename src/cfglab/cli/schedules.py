@@ -1,4 +1,4 @@
-"""``cfglab schedules shrinkage|calibrate|compare``: schedules that keep diversity (SPEC §5.4, §6)."""
+"""``cfglab schedules shrinkage|calibrate|compare``: schedules that keep diversity (docs/schedules.md)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def _register_compare(ssub) -> None:
 
 
 def run_shrinkage(args) -> int:
-    from cfglab.guidance.shrinkage import shrinkage_check
+    from cfglab.experiments.shrinkage import shrinkage_check
 
     with progress_bar("random schedules", enabled=not args.json) as update:
         result = shrinkage_check(args.n, seed=args.seed, sigma2=args.sigma2, s2=args.s2, T=args.T, alpha=args.alpha,
@@ -81,7 +81,7 @@ def _w_neg(text: str):
 
 
 def run_calibrate(args) -> int:
-    from cfglab.guidance.calibrate import calibrate
+    from cfglab.experiments.calibrate import calibrate
 
     cal = calibrate(args.base, regime=args.regime, alpha=args.alpha, w_neg=_w_neg(args.w_neg),
                     sigma_switch=args.sigma_switch, sigma2=args.sigma2, s2=args.s2, sampler=args.sampler, T=args.T,
@@ -91,7 +91,7 @@ def run_calibrate(args) -> int:
 
 
 def run_compare(args) -> int:
-    from cfglab.guidance.compare import compare_table, pareto_plot
+    from cfglab.experiments.compare import compare_table, pareto_plot
 
     with progress_bar("schedules", enabled=not args.json) as update:
         rows = compare_table(regime=args.regime, d=args.d, alpha=args.alpha, sampler=args.sampler,

@@ -1,4 +1,4 @@
-"""``cfglab simulate``: guided sampling on an exact-score ensemble (SPEC §8)."""
+"""``cfglab simulate``: guided sampling on an exact-score ensemble (docs/sweeps.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``cfglab sweep CONFIG``: a resumable grid of experiments on Dask distributed (SPEC §8)."""
+"""``cfglab sweep CONFIG``: a resumable grid of experiments on Dask distributed (docs/sweeps.md)."""
 
 from __future__ import annotations
 

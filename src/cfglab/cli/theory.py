@@ -1,4 +1,4 @@
-"""``cfglab theory``: infinite-class limit, class-resolution transition, DMFT, potential, validation (SPEC §5, §8)."""
+"""``cfglab theory``: infinite-class limit, class-resolution transition, DMFT, potential, validation (docs/theory.md, docs/sweeps.md)."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def run_potential(args) -> int:
 
 
 def run_validate(args) -> int:
-    from cfglab.theory.validate import error_by_d, plot_scaling, validation_table
+    from cfglab.experiments.validate import error_by_d, plot_scaling, validation_table
 
     for a in args.alphas:
         positive("alpha", a)

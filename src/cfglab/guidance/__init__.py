@@ -1,6 +1,11 @@
-"""Guidance: schedules w(σ), the rules that combine s_c and s_u, and theory-calibrated windows."""
+"""Guidance primitives: schedules w(σ) and the rules that combine s_c and s_u.
 
-from cfglab.guidance.calibrate import Calibration, calibrate
+The theory-calibrated window is an experiment: :func:`cfglab.experiments.calibrate.calibrate`
+(also ``cfglab.calibrate``).
+"""
+
+from cfglab.guidance.combine import GuidedScore, cfg, cfg_force
+from cfglab.guidance.denoiser import CFGDenoiser
 from cfglab.guidance.rules import APG, CFG, PowerLawCFG
 from cfglab.guidance.schedules import (
     SCHEDULES,
@@ -20,5 +25,5 @@ from cfglab.guidance.schedules import (
 __all__ = [
     "SCHEDULES", "Constant", "Cosine", "FromCallable", "Interval", "Linear", "NegativeWindow",
     "PaperLinear", "PiecewiseConstant", "Schedule", "as_schedule", "parse_schedule",
-    "APG", "CFG", "PowerLawCFG", "Calibration", "calibrate",
+    "APG", "CFG", "PowerLawCFG", "CFGDenoiser", "GuidedScore", "cfg", "cfg_force",
 ]

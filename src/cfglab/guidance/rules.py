@@ -1,9 +1,11 @@
-"""Guidance rules on exact scores: plain CFG, power-law CFG and APG (SPEC §6, related rules).
+"""Guidance rules: plain CFG, power-law CFG and APG (paper §6 and related rules; docs/design.md).
 
-Each rule wraps a model with ``score_pair(x, t) -> (s_c, s_u, log π_c)`` and exposes the
-mixtures' interface ``guided(x, t, w) -> GuidedScore``, so the lab's samplers and any
-schedule w(σ) work unchanged.  Convention: ``s_w = s_c + F`` with the CFG force
-``F = w (s_c − s_u)`` for plain CFG (w = 0 conditional, w = −1 unconditional).
+A rule composes with a model that has ``score_pair(x, t) -> (s_c, s_u, log π_c)``:
+``rule.guided(model, x, t, w) -> GuidedScore``; the lab's samplers take it as ``rule=`` and
+any schedule w(σ) supplies ``w``.  Convention: ``s_w = s_c + F`` with the CFG force
+``F = w (s_c − s_u)`` for plain CFG (w = 0 conditional, w = −1 unconditional).  Rules hold
+no model; APG's momentum is explicit state that the caller clears with ``reset()`` (the
+samplers do so at the start of every run).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from cfglab._validate import CfglabInputError, finite, nonnegative
-from cfglab.lab.ensembles import GuidedScore
+from cfglab.guidance.combine import GuidedScore, cfg_force, guided_score
 
 __all__ = ["CFG", "PowerLawCFG", "APG", "RULES"]
 
@@ -23,21 +25,16 @@ __all__ = ["CFG", "PowerLawCFG", "APG", "RULES"]
 class CFG:
     """Plain classifier-free guidance (Ho & Salimans 2022): ``F = w (s_c − s_u)``."""
 
-    model: object
+    def reset(self) -> None:
+        """Start of a sampling run (plain CFG is stateless)."""
 
     def force(self, x: torch.Tensor, t: float, w: float, s_c: torch.Tensor, s_u: torch.Tensor) -> torch.Tensor:
-        return w * (s_c - s_u)  # [N, d]
+        return cfg_force(s_c, s_u, w)  # [N, d]
 
-    def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
-        """Guided score at (x, t) with weight w, in the lab's :class:`GuidedScore` form."""
-        s_c, s_u, log_pi = self.model.score_pair(x, t)
-        f = self.force(x, t, w, s_c, s_u)
-        return GuidedScore(score=s_c + f, cfg_force=f, log_pi_target=log_pi)
-
-    def __getattr__(self, name):  # target_mean, sigma2, gamma, bayes_is_target ... of the model
-        if name == "model":
-            raise AttributeError(name)
-        return getattr(self.model, name)
+    def guided(self, model, x: torch.Tensor, t: float, w: float) -> GuidedScore:
+        """Guided score of ``model`` at (x, t) with weight w."""
+        s_c, s_u, log_pi = model.score_pair(x, t)
+        return guided_score(s_c, self.force(x, t, w, s_c, s_u), log_pi)
 
 
 @dataclass
@@ -73,17 +70,15 @@ class APG(CFG):
     Mapped back to scores, ``F = w e^{-t}(u_⊥ + η u_∥)/Δ_t``; with β = 0, r = ∞, η = 1 this is
     plain CFG.  ``r`` is a per-coordinate (RMS) threshold, hence the √d.
 
-    Momentum in a stateless sampler: the lab's samplers call ``guided`` once per step
-    (Euler–Maruyama) or twice (Heun, both stages count), in decreasing t.  The wrapper keeps
-    the running average between calls and resets it when t increases (a new run), as
-    ComfyUI's node does; ``reset()`` clears it explicitly.
+    Momentum is explicit state: the lab's samplers call ``guided`` once per step
+    (Euler–Maruyama) or twice (Heun, both stages count), in decreasing t, and call
+    ``reset()`` at the start of every run; a caller driving ``guided`` itself does the same.
     """
 
     eta: float = 0.0
     momentum: float = -0.5
     threshold: float = math.inf
     _buffer: torch.Tensor | None = field(default=None, repr=False)
-    _last_t: float = field(default=math.inf, repr=False)
 
     def __post_init__(self):
         self.eta = finite("eta", self.eta)
@@ -95,12 +90,9 @@ class APG(CFG):
 
     def reset(self) -> None:
         """Forget the momentum buffer (start of a new sampling run)."""
-        self._buffer, self._last_t = None, math.inf
+        self._buffer = None
 
     def force(self, x, t, w, s_c, s_u):
-        if t > self._last_t or (self._buffer is not None and self._buffer.shape != x.shape):
-            self.reset()
-        self._last_t = t
         decay, var = math.exp(-t), 1 - math.exp(-2 * t)
         scale = var / decay  # D_c − D_u = scale (s_c − s_u)
         u = scale * (s_c - s_u)  # [N, d]
@@ -113,7 +105,7 @@ class APG(CFG):
         d_c = (x + var * s_c) / decay  # [N, d] conditional denoised prediction
         unit = d_c / d_c.norm(dim=1, keepdim=True).clamp_min(1e-300)
         par = (u * unit).sum(dim=1, keepdim=True) * unit
-        return w * (u - par + self.eta * par) / scale if var > 0 else w * (s_c - s_u)
+        return w * (u - par + self.eta * par) / scale if var > 0 else cfg_force(s_c, s_u, w)
 
 
 RULES = {"cfg": CFG, "power_law": PowerLawCFG, "apg": APG}

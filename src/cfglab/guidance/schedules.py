@@ -1,4 +1,4 @@
-"""Guidance schedules w(σ) (SPEC §6).
+"""Guidance schedules w(σ) (docs/schedules.md).
 
 Weight convention (the paper's): the guided score is ``s_w = s_c + w (s_c − s_u)``;
 ``w = 0`` is the conditional score, ``w = −1`` the unconditional one, ``w > 0`` is CFG.
@@ -48,6 +48,15 @@ class Schedule:
     def weight(self, sigma: torch.Tensor) -> torch.Tensor:
         """Guidance weight at noise levels ``sigma`` (tensor, any shape)."""
         raise NotImplementedError
+
+    def breakpoints(self) -> tuple[float, ...]:
+        """Noise levels σ where w(σ) may jump or kink (default: none, w smooth in σ).
+
+        ODE solvers integrate piecewise between them (:func:`cfglab.theory.gaussian.schedule_breakpoints`),
+        so a schedule class with a jump or a kink reports it here, or the solver loses accuracy
+        there.  Non-finite values are ignored.
+        """
+        return ()
 
     def __call__(self, sigma):
         if isinstance(sigma, torch.Tensor):
@@ -108,6 +117,9 @@ class Interval(Schedule):
         object.__setattr__(self, "lo", lo)
         object.__setattr__(self, "hi", hi)
 
+    def breakpoints(self) -> tuple[float, ...]:
+        return (self.lo, self.hi)
+
     def weight(self, sigma):
         inside = (sigma > self.lo) & (sigma <= self.hi)
         return torch.where(inside, _full(sigma, self.w), _full(sigma, 0.0))
@@ -128,6 +140,9 @@ class _Ramp(Schedule):
         object.__setattr__(self, "start", guidance_weight("start", self.start))
         object.__setattr__(self, "end", guidance_weight("end", self.end))
         object.__setattr__(self, "sigma_max", positive("sigma_max", self.sigma_max))
+
+    def breakpoints(self) -> tuple[float, ...]:
+        return (self.sigma_max,)  # constant above, ramp below
 
 
 @dataclass(frozen=True)
@@ -180,6 +195,9 @@ class NegativeWindow(Schedule):
         s = f"{self.name}:w_pos={_fmt(self.w_pos)},w_neg={_fmt(self.w_neg)},sigma_switch={_fmt(self.sigma_switch)}"
         return s if math.isinf(self.sigma_hi) else f"{s},sigma_hi={_fmt(self.sigma_hi)}"
 
+    def breakpoints(self) -> tuple[float, ...]:
+        return (self.sigma_switch, self.sigma_hi)
+
     def weight(self, sigma):
         w = torch.where(sigma > self.sigma_switch, _full(sigma, self.w_pos), _full(sigma, self.w_neg))
         return torch.where(sigma > self.sigma_hi, _full(sigma, 0.0), w)
@@ -197,13 +215,18 @@ class PaperLinear(Schedule):
         object.__setattr__(self, "w0", finite("w0", self.w0))
         object.__setattr__(self, "slope", finite("slope", self.slope))
 
+    def breakpoints(self) -> tuple[float, ...]:
+        """The σ where the clip at −1 starts or stops (none when it never does)."""
+        t = (-1 - self.w0) / self.slope if self.slope != 0 else -1.0
+        return (sigma_from_t(t),) if 0 < t < 300 else ()  # beyond t = 300 no run reaches it
+
     def weight(self, sigma):
         return (self.w0 + self.slope * t_from_sigma(sigma)).clamp(min=-1.0)
 
 
 @dataclass(frozen=True)
 class PiecewiseConstant(Schedule):
-    """Piecewise-constant weight in σ (random schedules of the shrinkage check, SPEC §5.4).
+    """Piecewise-constant weight in σ (random schedules of the shrinkage check, docs/schedules.md).
 
     ``edges`` are decreasing noise levels σ_1 > σ_2 > ... > σ_n ≥ 0 and ``weights`` has n + 1
     entries: ``weights[0]`` for σ > σ_1, ``weights[j]`` on (σ_{j+1}, σ_j] and ``weights[n]`` for
@@ -229,6 +252,9 @@ class PiecewiseConstant(Schedule):
         ws = "|".join(_fmt(w) for w in self.weights)
         es = "|".join(_fmt(e) for e in self.edges)
         return f"{self.name}:weights={ws},edges={es}" if es else f"{self.name}:weights={ws}"
+
+    def breakpoints(self) -> tuple[float, ...]:
+        return tuple(self.edges)
 
     def weight(self, sigma):
         w = _full(sigma, self.weights[0])

@@ -1,7 +1,9 @@
 """Integrations with other diffusion code bases (optional extras).
 
-* :mod:`cfglab.integrations.diffusers` — Hugging Face ``diffusers`` guider, DiT / Stable
-  Diffusion loops and the k-diffusion-style :class:`CFGDenoiser` (extra ``cfglab[diffusers]``).
+* :mod:`cfglab.integrations.diffusers` — Hugging Face ``diffusers`` guider and DiT / Stable
+  Diffusion loops (extra ``cfglab[diffusers]``); :class:`CFGDenoiser` (the k-diffusion-style
+  guided denoiser, needs only torch) lives in :mod:`cfglab.guidance.denoiser` and is
+  re-exported here.
 
 Importing this package imports no optional dependency.
 """

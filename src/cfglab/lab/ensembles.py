@@ -1,4 +1,4 @@
-"""Gaussian-mixture ensembles with exact scores (SPEC §3).
+"""Gaussian-mixture ensembles with exact scores (docs/design.md).
 
 Classes ``p(x|k) = N(μ_k, σ² I_d)``; under the OU process the class law at time t is
 ``N(e^{-t} μ_k, Γ(t) I)`` with ``Γ(t) = σ² e^{-2t} + Δ_t``.  Exact scores
@@ -21,7 +21,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from cfglab._validate import CfglabInputError, nonnegative, positive, positive_int
+from cfglab.guidance.combine import GuidedScore, cfg_force, guided_score
 from cfglab.lab.kernel import DEFAULT_BUDGET_BYTES, posterior_stats
+from cfglab.noise import exponential_K
 
 __all__ = [
     "GuidedScore",
@@ -37,15 +39,6 @@ __all__ = [
 ]
 
 MEANS_BLOCK = 8192  # rows per seeded block of random means
-
-
-@dataclass(frozen=True)
-class GuidedScore:
-    """Guided score at one step, with what a trajectory recorder needs."""
-
-    score: torch.Tensor  # [N, d]  s_w
-    cfg_force: torch.Tensor  # [N, d]  s_w − s_c = w (s_c − s_u)
-    log_pi_target: torch.Tensor | None  # [N]  log π_c(x, t); None in the infinite-class limit
 
 
 def _gamma(sigma2: float, t: float) -> float:
@@ -147,10 +140,9 @@ class GaussianMixture:
         return s_c, s_u, logit_c - stats.log_norm
 
     def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
-        """Guided score ``s_w = s_c + w (s_c − s_u)`` and its parts (SPEC §3)."""
+        """Guided score ``s_w = s_c + w (s_c − s_u)`` and its parts (docs/design.md)."""
         s_c, s_u, log_pi = self.score_pair(x, t)
-        force = w * (s_c - s_u)
-        return GuidedScore(score=s_c + force, cfg_force=force, log_pi_target=log_pi)
+        return guided_score(s_c, cfg_force(s_c, s_u, w), log_pi)
 
     def log_prob(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Marginal log-density of the noised mixture at time t, shape [N]."""
@@ -169,7 +161,7 @@ class GaussianMixture:
 
 @dataclass
 class InfiniteClassMixture:
-    """Infinite-class limit (SPEC §3): ``p(x) = N(0, (s² + σ²) I)``, target ``N(μ_c, σ² I)``.
+    """Infinite-class limit (docs/design.md): ``p(x) = N(0, (s² + σ²) I)``, target ``N(μ_c, σ² I)``.
 
     Both scores are linear in x, so the guided dynamics is solvable in closed form
     (``cfglab.theory.gaussian``).
@@ -204,8 +196,7 @@ class InfiniteClassMixture:
 
     def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
         s_c, s_u, _ = self.score_pair(x, t)
-        force = w * (s_c - s_u)
-        return GuidedScore(score=s_c + force, cfg_force=force, log_pi_target=None)
+        return guided_score(s_c, cfg_force(s_c, s_u, w), None)
 
     def sample_target(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.d, generator=generator, dtype=self.target_mean.dtype, device=self.target_mean.device)
@@ -288,11 +279,6 @@ class SeededMeans:
 
 def _block_seed(seed: int, block: int) -> int:
     return (seed * 0x9E3779B97F4A7C15 + block * 0xBF58476D1CE4E5B9 + 1) % (2**63 - 1)
-
-
-def exponential_K(alpha: float, d: int) -> int:
-    """Number of classes ``K = ceil(e^{α d})``."""
-    return math.ceil(math.exp(alpha * d) - 1e-9)
 
 
 def _check_fits(K: int, d: int, itemsize: int, budget_bytes: int) -> None:

@@ -1,4 +1,4 @@
-"""Fused, chunked posterior kernel for spherical Gaussian mixtures (SPEC §3, §9).
+"""Fused, chunked posterior kernel for spherical Gaussian mixtures (docs/design.md, docs/performance.md).
 
 For class logits ``ℓ_k(x) = a x·μ_k − (b/2)|μ_k|² + log w_k`` this computes the posterior
 mean ``Σ_k π_k μ_k`` (π = softmax ℓ), ``log Σ_k e^{ℓ_k}`` and ``max_k ℓ_k`` with an online
@@ -227,7 +227,7 @@ def posterior_stats(
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
     track_max: bool = False,
 ) -> PosteriorStats:
-    """Posterior mean of μ, log-normaliser and max logit by an online log-sum-exp (SPEC §3, §9).
+    """Posterior mean of μ, log-normaliser and max logit by an online log-sum-exp (docs/design.md, docs/performance.md).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Distortion observables of guided samples against the true conditional (SPEC §4).
+"""Distortion observables of guided samples against the true conditional (docs/design.md).
 
 The target conditional is ``N(μ_c, σ² I_d)``.  Headline: ``kl_per_dim``, the KL divergence
 of the Gaussian fitted to the samples from the true conditional, per dimension.  The mean

@@ -1,12 +1,13 @@
-"""Reverse-time samplers for the exact-score lab (SPEC §2).
+"""Reverse-time samplers for the exact-score lab (docs/design.md).
 
 In reverse time τ = T − t the guided dynamics is
 
 * SDE: ``dx = [x + 2 s_w(x, t)] dτ + sqrt(2) dB`` — Euler–Maruyama;
 * probability-flow ODE: ``dx = [x + s_w(x, t)] dτ`` — Heun (2nd order; Karras et al. 2022).
 
-Samplers are stateless functions of a model with ``guided(x, t, w) -> GuidedScore``, a
-decreasing σ grid and a schedule w(σ).  ``callback`` receives, at every step, a dict with
+Samplers are stateless functions of a model with ``score_pair(x, t)`` (and ``target_mean``),
+a decreasing σ grid, a schedule w(σ) and a guidance rule (:mod:`cfglab.guidance.rules`,
+plain CFG by default); the rule is ``reset()`` at the start of every run.  ``callback`` receives, at every step, a dict with
 ``i, sigma, t, w, x, score, cfg_force, log_pi_target`` evaluated at the step's start.
 """
 
@@ -18,8 +19,9 @@ from typing import Callable
 import torch
 
 from cfglab._validate import CfglabInputError
-from cfglab.noise import ou_time_grid, sigma_from_t, t_from_sigma
+from cfglab.guidance.rules import CFG
 from cfglab.guidance.schedules import as_schedule
+from cfglab.noise import ou_time_grid, sigma_from_t, t_from_sigma
 
 __all__ = ["sample_sde", "sample_ode", "sigma_grid", "SAMPLERS"]
 
@@ -39,17 +41,18 @@ def _check_state(model, x: torch.Tensor) -> None:
         )
 
 
-def _steps(model, x: torch.Tensor, sigmas):
-    """Validate the state, then yield ``(i, σ_i, σ_{i+1})`` over the grid."""
+def _steps(model, x: torch.Tensor, sigmas, rule):
+    """Validate the state, reset the rule, then yield ``(i, σ_i, σ_{i+1})`` over the grid."""
     _check_state(model, x)
+    rule.reset()
     grid = [float(s) for s in sigmas]
     yield from ((i, s, s_next) for i, (s, s_next) in enumerate(zip(grid[:-1], grid[1:])))
 
 
-def _step_inputs(model, x, sigma: float, schedule, callback, i):
+def _step_inputs(model, rule, x, sigma: float, schedule, callback, i):
     t = t_from_sigma(sigma)
     w = schedule(sigma)
-    out = model.guided(x, t, w)
+    out = rule.guided(model, x, t, w)
     if callback is not None:
         callback({"i": i, "sigma": sigma, "t": t, "w": w, "x": x, "score": out.score,
                   "cfg_force": out.cfg_force, "log_pi_target": out.log_pi_target})
@@ -62,6 +65,7 @@ def sample_sde(
     sigmas: torch.Tensor,
     *,
     schedule=0.0,
+    rule=None,
     generator: torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
 ) -> torch.Tensor:
@@ -69,9 +73,9 @@ def sample_sde(
 
     x : [N, d] start at σ = sigmas[0]; returns [N, d] at σ = sigmas[-1].
     """
-    schedule = as_schedule(schedule)
-    for i, sigma, sigma_next in _steps(model, x, sigmas):
-        t, _, out = _step_inputs(model, x, sigma, schedule, callback, i)
+    schedule, rule = as_schedule(schedule), CFG() if rule is None else rule
+    for i, sigma, sigma_next in _steps(model, x, sigmas, rule):
+        t, _, out = _step_inputs(model, rule, x, sigma, schedule, callback, i)
         h = t - t_from_sigma(sigma_next)  # step in reverse time τ
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x = x + h * (x + 2 * out.score) + math.sqrt(2 * h) * noise
@@ -84,6 +88,7 @@ def sample_ode(
     sigmas: torch.Tensor,
     *,
     schedule=0.0,
+    rule=None,
     generator: torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
 ) -> torch.Tensor:
@@ -91,14 +96,14 @@ def sample_ode(
 
     ``generator`` is unused (the ODE is deterministic) and accepted for a uniform signature.
     """
-    schedule = as_schedule(schedule)
-    for i, sigma, sigma_next in _steps(model, x, sigmas):
-        t, _, out = _step_inputs(model, x, sigma, schedule, callback, i)
+    schedule, rule = as_schedule(schedule), CFG() if rule is None else rule
+    for i, sigma, sigma_next in _steps(model, x, sigmas, rule):
+        t, _, out = _step_inputs(model, rule, x, sigma, schedule, callback, i)
         t_next = t_from_sigma(sigma_next)
         h = t - t_next
         d1 = x + out.score  # [N, d]  drift at the step's start
         x_pred = x + h * d1
-        d2 = x_pred + model.guided(x_pred, t_next, schedule(sigma_next)).score
+        d2 = x_pred + rule.guided(model, x_pred, t_next, schedule(sigma_next)).score
         x = x + 0.5 * h * (d1 + d2)
     return x
 

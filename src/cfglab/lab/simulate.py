@@ -10,19 +10,28 @@ from typing import Callable
 import torch
 
 from cfglab._validate import CfglabInputError, nonnegative, positive, positive_int
+from cfglab.guidance.schedules import Schedule, as_schedule
 from cfglab.lab.ensembles import exponential_mixture, infinite_class_mixture, random_mixture
 from cfglab.lab.observables import TrajectoryRecorder, distortion
 from cfglab.lab.samplers import SAMPLERS, sigma_grid
-from cfglab.guidance.schedules import parse_schedule
 
-__all__ = ["SimulationConfig", "simulate", "build_model"]
+__all__ = ["SimulationConfig", "SamplingDiverged", "simulate", "build_model"]
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
+class SamplingDiverged(CfglabInputError):
+    """The sampler produced non-finite samples (too few steps for the schedule)."""
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Everything that defines one run; exactly one of ``K``, ``alpha``, ``infinite`` is set."""
+    """Everything that defines one run; exactly one of ``K``, ``alpha``, ``infinite`` is set.
+
+    ``schedule`` is a schedule string (``"constant:w=2"``) or anything
+    :func:`~cfglab.guidance.schedules.as_schedule` accepts (a :class:`Schedule`, a number, a
+    callable of σ); :meth:`to_dict` writes it as its string.
+    """
 
     d: int
     K: int | None = None
@@ -30,7 +39,7 @@ class SimulationConfig:
     infinite: bool = False
     sigma2: float = 0.5
     s2: float = 1.0
-    schedule: str = "constant:w=0"
+    schedule: str | Schedule = "constant:w=0"
     sampler: str = "sde"
     n_samples: int = 2000
     steps: int = 500
@@ -53,7 +62,7 @@ class SimulationConfig:
             positive("alpha", self.alpha)
         positive("sigma2", self.sigma2)
         nonnegative("s2", self.s2) if not self.infinite else positive("s2", self.s2)
-        parse_schedule(self.schedule)
+        as_schedule(self.schedule)
         if self.sampler not in SAMPLERS:
             raise CfglabInputError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         positive_int("n_samples", self.n_samples)
@@ -68,7 +77,9 @@ class SimulationConfig:
             raise CfglabInputError(f"device {self.device!r} requested but CUDA is not available")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as plain JSON-able values (the schedule as its string)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**out, "schedule": str(out["schedule"])}
 
 
 def build_model(cfg: SimulationConfig):
@@ -94,12 +105,14 @@ def _initial_state(model, cfg: SimulationConfig, generator: torch.Generator) -> 
     return decay * model.means[classes] + math.sqrt(model.gamma(cfg.T)) * z
 
 
-def simulate(cfg: SimulationConfig, *, trajectory: bool = False,
+def simulate(cfg: SimulationConfig, *, rule=None, trajectory: bool = False,
              progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run guided sampling for ``cfg`` and return the distortion metrics (SPEC §4, §8).
+    """Run guided sampling for ``cfg`` and return the distortion metrics (docs/design.md, docs/sweeps.md).
 
+    ``rule`` is a guidance rule (:mod:`cfglab.guidance.rules`; plain CFG by default).
     ``progress(i, steps)`` is called after every step; with ``trajectory=True`` the result
-    has a ``trajectory`` dict of per-step m, v, π_c and CFG-force series.
+    has a ``trajectory`` dict of per-step m, v, π_c and CFG-force series.  Non-finite samples
+    raise :class:`SamplingDiverged`.
     """
     model = build_model(cfg)
     generator = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1)
@@ -113,10 +126,10 @@ def simulate(cfg: SimulationConfig, *, trajectory: bool = False,
             progress(info["i"] + 1, cfg.steps)
 
     sigmas = sigma_grid(cfg.T, cfg.steps).tolist()
-    samples = SAMPLERS[cfg.sampler](model, x, sigmas, schedule=parse_schedule(cfg.schedule),
-                                    generator=generator, callback=callback)
+    samples = SAMPLERS[cfg.sampler](model, x, sigmas, schedule=as_schedule(cfg.schedule),
+                                    rule=rule, generator=generator, callback=callback)
     if not torch.isfinite(samples).all():
-        raise CfglabInputError("sampling diverged (non-finite samples); use more --steps or a milder schedule")
+        raise SamplingDiverged("sampling diverged (non-finite samples); use more --steps or a milder schedule")
     result = {"K": None if cfg.infinite else model.K, "d": cfg.d, **distortion(samples, model)}
     if recorder is not None:
         result["trajectory"] = recorder.as_dict()

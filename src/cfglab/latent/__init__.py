@@ -1,11 +1,12 @@
-"""A real class-conditional latent diffusion model and the guidance-schedule study (SPEC §7).
+"""A real class-conditional latent diffusion model and the guidance-schedule study (docs/latent.md).
 
 Layout: ``data`` (digits / .npz / image folder, split + hash), ``model`` (diffusers
 AutoencoderKL + UNet2DModel, EDM preconditioning), ``train`` (configs, profiles, training),
 ``checkpoint`` (safetensors cache), ``sample`` (Euler / Heun / ancestral Euler in σ with a
 cfglab schedule), ``evaluate`` (independent classifier, separability / diversity / fidelity),
-``stats`` (latent variances, calibrated schedule), ``study`` + ``outputs`` (the study),
-``pipeline`` (one-call entry points used by the CLI and the report).
+``stats`` (latent variances), ``outputs`` (tables, plots, sample grids of a study),
+``pipeline`` (one-call entry points used by the CLI and the report).  The schedule study
+itself is an experiment: :mod:`cfglab.experiments.latent_study`.
 """
 
 from cfglab.latent.checkpoint import load_model, load_or_train, save_model
@@ -14,7 +15,6 @@ from cfglab.latent.evaluate import Evaluator, reference_row, score_images, train
 from cfglab.latent.pipeline import (
     Prepared,
     evaluate_schedule,
-    latent_study,
     prepare,
     resolve_config,
 )
@@ -27,30 +27,25 @@ from cfglab.latent.sample import (
     sample_heun,
     sigma_at_fraction,
 )
-from cfglab.latent.study import STUDY_PRESETS, StudyConfig, run_study
 from cfglab.latent.train import PROFILES, LatentConfig, LatentModel, train_model
 
 __all__ = [
     "PROFILES",
     "SAMPLERS",
-    "STUDY_PRESETS",
     "Evaluator",
     "LatentConfig",
     "LatentData",
     "LatentModel",
     "Prepared",
-    "StudyConfig",
     "evaluate_schedule",
     "generate",
     "karras_sigmas",
-    "latent_study",
     "load_data",
     "load_model",
     "load_or_train",
     "prepare",
     "reference_row",
     "resolve_config",
-    "run_study",
     "sample_euler",
     "sample_euler_ancestral",
     "sample_heun",

@@ -1,4 +1,4 @@
-"""Checkpoints of the latent diffusion model: safetensors + config JSON + data hash (SPEC §7).
+"""Checkpoints of the latent diffusion model: safetensors + config JSON + data hash (docs/latent.md).
 
 A checkpoint is a folder with ``config.json`` (training config, data hash, latent
 normalisation), ``autoencoder.safetensors`` and ``denoiser.safetensors``.  By default it lives
@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from cfglab._io import atomic_path
 from cfglab._validate import CfglabInputError
 from cfglab.latent.data import LatentData
 from cfglab.latent.model import EDMDenoiser, build_autoencoder, build_unet, seeded_init
@@ -46,16 +45,12 @@ def save_model(model: LatentModel, folder: str | os.PathLike) -> Path:
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
     try:
-        save_file(_contiguous(model.autoencoder.state_dict()), tmp / "autoencoder.safetensors")
-        save_file(_contiguous(model.denoiser.state_dict()), tmp / "denoiser.safetensors")
-        (tmp / "config.json").write_text(json.dumps(_meta(model), indent=1))
-        os.replace(tmp, folder)
+        with atomic_path(folder, directory=True) as tmp:
+            save_file(_contiguous(model.autoencoder.state_dict()), tmp / "autoencoder.safetensors")
+            save_file(_contiguous(model.denoiser.state_dict()), tmp / "denoiser.safetensors")
+            (tmp / "config.json").write_text(json.dumps(_meta(model), indent=1))
     except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise CfglabInputError(f"cannot write checkpoint {str(folder)!r}: {err.strerror}") from None
     return folder
 

@@ -1,4 +1,4 @@
-"""Real image data for the latent diffusion model (SPEC §7).
+"""Real image data for the latent diffusion model (docs/latent.md).
 
 The embedded default is scikit-learn's ``load_digits`` (1,797 real 8×8 handwritten digits,
 10 classes; it ships inside scikit-learn, nothing is downloaded).  User data comes as an

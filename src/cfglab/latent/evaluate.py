@@ -1,4 +1,4 @@
-"""Independent evaluator and sample metrics for the latent model (SPEC §7).
+"""Independent evaluator and sample metrics for the latent model (docs/latent.md).
 
 The evaluator is a scikit-learn ``MLPClassifier`` trained on the real *training* split only
 (never on generated data, never on the diffusion model).  On a set of generated images with

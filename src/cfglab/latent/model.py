@@ -1,4 +1,4 @@
-"""Model pieces of the latent diffusion model: diffusers networks + EDM preconditioning (SPEC §7).
+"""Model pieces of the latent diffusion model: diffusers networks + EDM preconditioning (docs/latent.md).
 
 * :func:`build_autoencoder`: a small diffusers ``AutoencoderKL`` (8×8×1 → 4×4×2 for digits;
   one 2× downsampling for any even image size).

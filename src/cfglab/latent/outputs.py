@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfglab.cli._common import write_json_atomic
+from cfglab._io import write_atomic, write_json_atomic, write_text_atomic
 
 __all__ = ["pareto_plot", "sample_grid", "study_table", "write_study"]
 
@@ -37,7 +37,7 @@ def write_study(result: dict, out: str | os.PathLike) -> dict:
         path = out / "grids" / f"{_slug(label)}.png"
         sample_grid(grid, path)
         paths["grids"][label] = str(path)
-    _atomic_text(out / "table.md", study_table(result))
+    write_text_atomic(out / "table.md", study_table(result))
     pareto_plot(result, out / "pareto.png")
     write_json_atomic(out / "study.json", {**result, "files": paths})
     return paths
@@ -135,10 +135,7 @@ def sample_grid(grid: np.ndarray, path: str | os.PathLike, max_cols: int = 10) -
                 grid[i, j]
             )
     canvas = np.kron(canvas, np.ones((4, 4), dtype=np.uint8))  # nearest-neighbour ×4 for viewing
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_suffix(".tmp.png")
-    plt.imsave(tmp, canvas, cmap="gray_r", vmin=0, vmax=255)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: plt.imsave(tmp, canvas, cmap="gray_r", vmin=0, vmax=255))
 
 
 def _row(label: str, r: dict) -> str:
@@ -154,16 +151,5 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _save_fig(fig, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))

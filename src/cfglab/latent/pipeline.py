@@ -1,7 +1,8 @@
-"""One-call entry points of the latent model: prepare (data, model, evaluator), evaluate, study.
+"""One-call entry points of the latent model: prepare (data, model, evaluator), evaluate.
 
 These are what the command line (``cfglab latent``) and the report (``cfglab reproduce``)
-call.  All run on CPU in float32 under :func:`cfglab.latent.train.cpu_threads`.
+call; the schedule study built on them is :func:`cfglab.experiments.latent_study.latent_study`.
+All run on CPU in float32 under :func:`cfglab.latent.train.cpu_threads`.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from cfglab.latent.evaluate import (
     train_evaluator,
 )
 from cfglab.latent.sample import generate
-from cfglab.latent.study import STUDY_PRESETS, run_study
-from cfglab.latent.train import PROFILES, LatentConfig, LatentModel, cpu_threads
+from cfglab.latent.train import PROFILES, LatentConfig, LatentModel
 
-__all__ = ["Prepared", "evaluate_schedule", "latent_study", "prepare", "resolve_config"]
+__all__ = ["Prepared", "evaluate_schedule", "prepare", "resolve_config"]
 
 Progress = Callable[[int, int], None] | None
 
@@ -102,60 +102,3 @@ def evaluate_schedule(
         "checkpoint": str(prep.checkpoint),
         "data_hash": prep.data.data_hash,
     }
-
-
-def latent_study(
-    *,
-    profile: str = "default",
-    preset: str = "full",
-    data: str = DEFAULT_DATA,
-    out: str | os.PathLike | None = None,
-    seeds: int | None = None,
-    n_per_class: int | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    threads: int | None = 1,
-    progress: Progress = None,
-    train_progress: Progress = None,
-) -> dict:
-    """Run the schedule study end to end (the report calls this with ``preset="quick"``).
-
-    Returns the study dict (:func:`cfglab.latent.study.run_study`) without images; with
-    ``out`` the JSON, table, Pareto plot and sample grids are written there and their paths
-    are under ``files``.
-    """
-    if preset not in STUDY_PRESETS:
-        raise CfglabInputError(
-            f"unknown study preset {preset!r}; choose from {', '.join(STUDY_PRESETS)}"
-        )
-    scfg = STUDY_PRESETS[preset]
-    if seeds is not None:
-        scfg = dataclasses.replace(scfg, seeds=tuple(range(positive_int("seeds", seeds))))
-    if n_per_class is not None:
-        scfg = dataclasses.replace(scfg, n_per_class=positive_int("n_per_class", n_per_class))
-    check_sample_size(scfg.n_per_class, scfg.nearest_k)  # before any training or sampling
-    with cpu_threads(threads):
-        prep = prepare(
-            resolve_config(profile, data=data), checkpoint=checkpoint, progress=train_progress
-        )
-        start = time.perf_counter()
-        result = run_study(
-            prep.model,
-            prep.data,
-            prep.evaluator,
-            scfg,
-            progress=progress,
-            keep_images=out is not None,
-        )
-    result.update(
-        profile=profile,
-        preset=preset,
-        checkpoint=str(prep.checkpoint),
-        data_hash=prep.data.data_hash,
-        study_seconds=time.perf_counter() - start,
-        model_config=prep.model.config.to_dict(),
-    )
-    if out is not None:
-        from cfglab.latent.outputs import write_study
-
-        result["files"] = write_study(result, out)
-    return result

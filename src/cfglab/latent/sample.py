@@ -2,8 +2,8 @@
 
 Samplers are stateless functions ``sample_*(model, x, sigmas, *, schedule, cond, uncond,
 generator, callback)``: ``model(x, sigma, cond=...)`` is a denoiser, guidance is composition
-``D_w = D_c + w(σ) (D_c − D_u)`` (cfglab's convention; :class:`cfglab.integrations.diffusers.
-CFGDenoiser`, which skips the unconditional pass where w = 0), and ``callback`` receives
+``D_w = D_c + w(σ) (D_c − D_u)`` (cfglab's convention; :class:`cfglab.guidance.denoiser.CFGDenoiser`,
+which skips the unconditional pass where w = 0), and ``callback`` receives
 ``dict(i, sigma, w, x, denoised)`` at every step.  The σ grid is Karras' ρ = 7 grid
 (:func:`karras_sigmas`), ending at 0.
 """
@@ -16,8 +16,8 @@ from collections.abc import Callable
 import torch
 
 from cfglab._validate import CfglabInputError, positive, positive_int
+from cfglab.guidance.denoiser import CFGDenoiser
 from cfglab.guidance.schedules import as_schedule
-from cfglab.integrations.diffusers import CFGDenoiser
 
 __all__ = [
     "SAMPLERS",

@@ -1,4 +1,4 @@
-"""Training of the latent model: autoencoder, then EDM denoiser with label dropout (SPEC §7).
+"""Training of the latent model: autoencoder, then EDM denoiser with label dropout (docs/latent.md).
 
 Two phases, both deterministic for a seed on CPU (one ``torch.Generator`` drives batches,
 noise and label dropout; network initialisation runs under a scoped seed):

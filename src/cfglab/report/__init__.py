@@ -1,4 +1,4 @@
-"""``cfglab reproduce``: every claim of the paper as a report with figures (SPEC §1.5, §8).
+"""``cfglab reproduce``: every claim of the paper as a report with figures (docs/sweeps.md).
 
 Each section runs its experiments through the resumable sweep engine, then writes figures,
 numbers and one sentence whose verdict is computed from the measured numbers.

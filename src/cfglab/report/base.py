@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from cfglab._io import write_atomic
 from cfglab.sweep import Task, tasks_from_dict
 
 __all__ = ["Figure", "SectionResult", "Section", "sim_tasks", "save_figure", "group_stats", "verdict"]
@@ -66,7 +67,7 @@ def save_figure(fig, figdir: Path, name: str) -> str:
 
     figdir.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(figdir / f"{name}.png", dpi=110)
+    write_atomic(figdir / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
     return f"{figdir.name}/{name}.png"
 

@@ -1,8 +1,8 @@
-"""Report section: the separability–diversity study on a real latent diffusion model (SPEC §7).
+"""Report section: the separability–diversity study on a real latent diffusion model (docs/latent.md).
 
-Loads (or trains once, then caches) the class-conditional latent diffusion model of
-:mod:`cfglab.latent`, trains the independent evaluator on the real training split, and runs
-:func:`cfglab.latent.study.run_study`.  The study's JSON is kept in ``latent/study.json``
+Runs :func:`cfglab.experiments.latent_study.latent_study` — the same function as
+``cfglab latent study`` (the cached model of :mod:`cfglab.latent`, the config's split, the
+independent evaluator) — with the profile's study settings.  The study's JSON is kept in ``latent/study.json``
 next to the report and reused when the settings match, so a rerun does not resample.
 """
 
@@ -15,24 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
-from cfglab.cli._common import write_json_atomic
+from cfglab._io import write_atomic, write_json_atomic
 from cfglab.report.base import Figure, Section, SectionResult, fmt, save_figure, verdict
 
 __all__ = ["LATENT"]
 
 
 def _study_config(settings):
-    from cfglab.latent.study import STUDY_PRESETS
+    from cfglab.experiments.latent_study import STUDY_PRESETS
 
     return dataclasses.replace(STUDY_PRESETS[settings.study], **dict(settings.overrides))
 
 
 def _run(settings, cache: Path) -> dict:
-    """The study's results, from ``cache`` when it was made with the same settings."""
-    from cfglab.latent.checkpoint import load_or_train
-    from cfglab.latent.data import load_data
-    from cfglab.latent.evaluate import train_evaluator
-    from cfglab.latent.study import run_study
+    """The study's results (:func:`cfglab.experiments.latent_study.latent_study`, the function behind
+    ``cfglab latent study``), from ``cache`` when it was made with the same settings."""
+    from cfglab.experiments.latent_study import latent_study
     from cfglab.latent.train import PROFILES
 
     key = {"model": PROFILES[settings.model].to_dict(), "study": _study_config(settings).to_dict(),
@@ -41,14 +39,14 @@ def _run(settings, cache: Path) -> dict:
         cached = json.loads(cache.read_text())
         if cached.get("key") == json.loads(json.dumps(key)):
             return cached
-    data = load_data(PROFILES[settings.model].data)
-    model, folder, trained = load_or_train(PROFILES[settings.model], data)
-    ev = train_evaluator(data, seed=settings.evaluator_seed)
-    study = run_study(model, data, ev, _study_config(settings))
+    study = latent_study(profile=settings.model, preset=settings.study, data=PROFILES[settings.model].data,
+                         study=_study_config(settings), evaluator_seed=settings.evaluator_seed, threads=None,
+                         keep_images=True)
     images = study.pop("images", {})
-    np.savez_compressed(cache.parent / "images.npz", **{f"img{i}": v for i, v in enumerate(images.values())},
-                        labels=np.array(list(images), dtype=object).astype(str))
-    result = {"key": key, "checkpoint": str(folder), "trained_now": trained, **study}
+    write_atomic(cache.parent / "images.npz", lambda tmp: np.savez_compressed(
+        tmp, **{f"img{i}": v for i, v in enumerate(images.values())},
+        labels=np.array(list(images), dtype=object).astype(str)))
+    result = {"key": key, **study}
     write_json_atomic(cache, result)
     return json.loads(cache.read_text())
 
@@ -148,6 +146,6 @@ def _analyze(profile, rows, figdir) -> SectionResult:
 LATENT = Section(
     name="latent", title="Real latent diffusion: separability vs diversity",
     claim="On a real latent diffusion model, a negative-guidance window raises diversity at equal separability compared with constant CFG.",
-    requires=("cfglab.latent.study", "cfglab.latent.checkpoint", "cfglab.latent.evaluate"),
+    requires=("sklearn", "diffusers", "safetensors"),
     tasks=lambda profile: [], analyze=_analyze,
     skip=lambda profile: None if profile.latent.enabled else f"disabled in the {profile.name!r} profile")

@@ -19,7 +19,7 @@ __all__ = ["LabSettings", "PhaseSettings", "ExponentialSettings", "SubExpSetting
 
 @dataclass(frozen=True)
 class LabSettings:
-    """Shared ensemble and sampler settings (SPEC §2 defaults)."""
+    """Shared ensemble and sampler settings (docs/design.md defaults)."""
 
     sigma2: float = 0.5
     s2: float = 1.0
@@ -85,11 +85,11 @@ class ShrinkageSettings:
     ws: tuple = (0.5, 1.0, 2.0, 4.0)
     switches: tuple = (0.3, 0.6, 1.0)
     seed: int = 0
-    # DMFT leg of the shrinkage check (cfglab.guidance.shrinkage), in chunks of sweep tasks
+    # DMFT leg of the shrinkage check (cfglab.experiments.shrinkage), in chunks of sweep tasks
     alpha: float = 0.2
     dmft_chunks: int = 4
     dmft_chunk_size: int = 25
-    # exponential-regime comparison with other guidance rules (cfglab.guidance.compare)
+    # exponential-regime comparison with other guidance rules (cfglab.experiments.compare)
     compare_d: int = 30
     compare_n: int = 1000
     compare_steps: int = 200
@@ -101,7 +101,7 @@ class LatentSettings:
     """Real latent diffusion: the separability–diversity study (cfglab.latent).
 
     ``model`` names a ``cfglab.latent.train.PROFILES`` entry (its checkpoint is reused from
-    the cache when present), ``study`` a ``cfglab.latent.study.STUDY_PRESETS`` entry;
+    the cache when present), ``study`` a ``cfglab.experiments.latent_study.STUDY_PRESETS`` entry;
     ``overrides`` replace fields of that study preset.
     """
 

@@ -6,6 +6,8 @@ import base64
 import html
 from pathlib import Path
 
+from cfglab._io import write_text_atomic
+
 __all__ = ["write_markdown", "write_html"]
 
 _STATUS = {True: "supported", False: "NOT supported", None: "undecided"}
@@ -46,7 +48,7 @@ def write_markdown(path: Path, report: dict) -> None:
             lines += ["", f"> note: {note}"]
         if s.get("error"):
             lines += ["", "```", s["error"].rstrip(), "```"]
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def _img(root: Path, rel: str) -> str:
@@ -83,4 +85,4 @@ def write_html(path: Path, report: dict) -> None:
     page = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(report['title'])}</title><style>{_CSS}</style></head><body>"
             + "\n".join(body) + "</body></html>\n")
-    path.write_text(page)
+    write_text_atomic(path, page)

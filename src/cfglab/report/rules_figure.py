@@ -1,9 +1,10 @@
 """Second figure of the shrinkage section: guidance rules compared in the exponential regime.
 
-Runs :func:`cfglab.guidance.compare.compare_table` (constant CFG, interval, ramps, negative
+Runs :func:`cfglab.experiments.compare.compare_table` (constant CFG, interval, ramps, negative
 windows, the calibrated window, power-law CFG and APG on one exact-score ensemble with
-K = e^{αd}) once per seed as sweep tasks, and the DMFT leg of
-:func:`cfglab.guidance.shrinkage.shrinkage_check` in chunks.
+K = e^{αd}) once per seed as sweep tasks (kind ``schedules.compare``), and the DMFT leg of
+:func:`cfglab.experiments.shrinkage.shrinkage_check` in chunks
+(kind ``schedules.shrinkage``).
 """
 
 from __future__ import annotations
@@ -16,32 +17,18 @@ import numpy as np
 from cfglab.report.base import Figure, fmt, save_figure, verdict
 from cfglab.sweep import tasks_from_dict
 
-__all__ = ["compare_task", "shrinkage_task", "rules_tasks", "rules_figure", "dmft_shrinkage"]
+__all__ = ["rules_tasks", "rules_figure", "dmft_shrinkage"]
 
 NONNEG = ("constant", "interval", "ramp")
 
 
-def compare_task(params: dict) -> dict:
-    """Sweep task: one seed of ``compare_table`` in the exponential regime, rows as JSON text."""
-    from cfglab.guidance.compare import compare_table
-
-    return {"rows": json.dumps(compare_table(regime="exponential", **params))}
-
-
-def shrinkage_task(params: dict) -> dict:
-    """Sweep task: one chunk of ``shrinkage_check`` (random non-negative schedules, theory and DMFT)."""
-    from cfglab.guidance.shrinkage import shrinkage_check
-
-    return shrinkage_check(**params)
-
-
 def rules_tasks(profile) -> list:
     cfg, lab = profile.shrinkage, profile.lab
-    compare = {"kind": "cfglab.report.rules_figure:compare_task", "name": "rules",
+    compare = {"kind": "schedules.compare", "name": "rules",
                "params": {"d": cfg.compare_d, "alpha": cfg.alpha, "sampler": lab.sampler,
                           "n_samples": cfg.compare_n, "steps": cfg.compare_steps, "T": lab.T},
                "seeds": cfg.compare_seeds}
-    dmft = {"kind": "cfglab.report.rules_figure:shrinkage_task", "name": "shrinkage-dmft",
+    dmft = {"kind": "schedules.shrinkage", "name": "shrinkage-dmft",
             "params": {"n": cfg.dmft_chunk_size, "alpha": cfg.alpha, "sigma2": lab.sigma2, "s2": lab.s2,
                        "T": lab.T, "n_simulate": 0},
             "grid": {"seed": [1000 + k for k in range(cfg.dmft_chunks)]}}

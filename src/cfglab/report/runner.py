@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from cfglab._validate import CfglabInputError
-from cfglab.cli._common import write_json_atomic
+from cfglab._io import write_json_atomic
 from cfglab.report.base import Section, SectionResult
 from cfglab.report.profiles import Profile
 from cfglab.report.render import write_html, write_markdown
@@ -37,12 +37,12 @@ SECTIONS: Callable[[], list[Section]] = _sections
 
 
 def _missing(section: Section) -> str | None:
-    """Why a section cannot run (a required module does not import), or None."""
+    """Why a section cannot run (an optional third-party package is missing), or None."""
     for module in section.requires:
         try:
             importlib.import_module(module)
         except ImportError as err:
-            return f"{module} is not available yet ({type(err).__name__}: {err})"
+            return f"needs the optional package {module!r} (pip install 'cfglab[all]'): {err}"
     return None
 
 
@@ -104,7 +104,7 @@ def reproduce(profile: Profile, out: str | Path, *, scheduler: str | None = None
     """Run the sections of ``profile`` and write the report into ``out``; return results.json's content.
 
     Experiments run as one sweep in ``out/runs`` (resumable: a second call reuses every
-    finished task).  A section whose module is missing is reported as "not available"; a
+    finished task).  A section whose optional package is missing is reported as "not available"; a
     section that raises is reported as "error" with its traceback — neither stops the others.
     """
     start, cpu_start = time.perf_counter(), time.process_time()

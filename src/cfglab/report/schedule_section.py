@@ -1,9 +1,9 @@
-"""Report section: variance shrinkage under non-negative schedules vs negative windows (SPEC §5.4, §6).
+"""Report section: variance shrinkage under non-negative schedules vs negative windows (docs/schedules.md).
 
 In the infinite-class limit (exact linear moment ODEs, :mod:`cfglab.theory.gaussian`) many
 random non-negative schedules are solved to check that none keeps the target variance; the
-named schedules (constant, interval, ramps, negative windows, the calibrated one when
-:mod:`cfglab.guidance.calibrate` is available) are also simulated with the exact-score lab
+named schedules (constant, interval, ramps, negative windows, the calibrated one from
+:mod:`cfglab.experiments.calibrate`) are also simulated with the exact-score lab
 and placed on a separability (mean overlap) – diversity (variance ratio) plot.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cfglab._validate import CfglabInputError
+from cfglab.experiments.calibrate import calibrate
 from cfglab.report.base import Figure, Section, SectionResult, fmt, group_stats, save_figure, sim_tasks, verdict
 from cfglab.report.rules_figure import dmft_shrinkage, rules_figure, rules_tasks
 from cfglab.sweep import tasks_from_dict
@@ -37,14 +39,7 @@ def named_schedules(profile, notes: list[str] | None = None) -> dict[str, str]:
 
 
 def _calibrated(profile, w: float, notes: list[str]) -> str | None:
-    """The theory-calibrated negative window for constant w (cfglab.guidance.calibrate), if available."""
-    try:
-        from cfglab.guidance.calibrate import calibrate
-    except ImportError as err:
-        notes.append(f"calibrated schedule not available: {err}")
-        return None
-    from cfglab._validate import CfglabInputError
-
+    """The theory-calibrated negative window for constant w (:func:`cfglab.experiments.calibrate.calibrate`)."""
     lab = profile.lab
     try:
         result = calibrate(f"constant:w={w:g}", regime="infinite", w_neg=None, sigma2=lab.sigma2, s2=lab.s2,
@@ -182,4 +177,4 @@ def _analyze(profile, rows, figdir) -> SectionResult:
 SHRINKAGE = Section(
     name="shrinkage", title="Variance shrinkage: non-negative schedules vs negative windows",
     claim="No schedule with w(σ) ≥ 0 keeps the target variance; a negative-guidance window restores it while keeping the mean shift.",
-    requires=("cfglab.theory.gaussian",), tasks=_tasks, analyze=_analyze)
+    requires=(), tasks=_tasks, analyze=_analyze)

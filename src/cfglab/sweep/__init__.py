@@ -1,4 +1,4 @@
-"""Resumable parameter sweeps on Dask distributed (``cfglab sweep``, SPEC §8).
+"""Resumable parameter sweeps on Dask distributed (``cfglab sweep``, docs/sweeps.md).
 
 A sweep is a list of :class:`Task` (a task kind and its resolved parameters, identified by
 a stable hash).  :func:`run_sweep` runs the unfinished ones on a Dask cluster (a local one

@@ -15,26 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from cfglab._io import write_atomic, write_json_atomic
 from cfglab._validate import CfglabInputError
-from cfglab.cli._common import write_json_atomic
 from cfglab.sweep.config import Task
 
 __all__ = ["ResultStore"]
-
-
-def _atomic(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path`` (same folder, so the rename is atomic)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ResultStore:
@@ -68,7 +55,7 @@ class ResultStore:
         row.update({k: v for k, v in task.params.items() if not isinstance(v, (list, dict))})
         row.update(result)
         frame = pd.DataFrame([row])
-        _atomic(self.row_path(task.id), lambda tmp: frame.to_parquet(tmp, index=False))
+        write_atomic(self.row_path(task.id), lambda tmp: frame.to_parquet(tmp, index=False))
         (self.root / "errors" / f"{task.id}.json").unlink(missing_ok=True)
 
     def write_error(self, task: Task, error: str) -> None:
@@ -87,6 +74,6 @@ class ResultStore:
     def collect(self, tasks: list[Task]):
         """Write ``results.parquet`` and ``results.csv`` for ``tasks``; return the table."""
         table = self.rows(tasks)
-        _atomic(self.root / "results.parquet", lambda tmp: table.to_parquet(tmp, index=False))
-        _atomic(self.root / "results.csv", lambda tmp: table.to_csv(tmp, index=False))
+        write_atomic(self.root / "results.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+        write_atomic(self.root / "results.csv", lambda tmp: table.to_csv(tmp, index=False))
         return table

@@ -17,18 +17,20 @@ __all__ = ["TASKS", "RESOLVERS", "load_function", "resolve_params", "run_task"]
 
 # task kind -> "module:function"; modules are imported only when a task of that kind runs
 TASKS: dict[str, str] = {
-    "simulate": "cfglab.sweep.tasks:simulate_task",
-    "theory.gaussian": "cfglab.sweep.tasks:theory_gaussian_task",
-    "theory.transition": "cfglab.sweep.tasks:theory_transition_task",
-    "theory.dmft": "cfglab.sweep.tasks:theory_dmft_task",
-    "theory.validate": "cfglab.theory.validate:run_point",
-    "theory.crossing": "cfglab.theory.validate:crossing_point",
-    "latent.evaluate": "cfglab.sweep.tasks:latent_evaluate_task",
+    "simulate": "cfglab.experiments.tasks:simulate_task",
+    "theory.gaussian": "cfglab.experiments.tasks:theory_gaussian_task",
+    "theory.transition": "cfglab.experiments.tasks:theory_transition_task",
+    "theory.dmft": "cfglab.experiments.tasks:theory_dmft_task",
+    "theory.validate": "cfglab.experiments.validate:run_point",
+    "theory.crossing": "cfglab.experiments.validate:crossing_point",
+    "latent.evaluate": "cfglab.experiments.tasks:latent_evaluate_task",
+    "schedules.compare": "cfglab.experiments.tasks:compare_task",
+    "schedules.shrinkage": "cfglab.experiments.tasks:shrinkage_task",
 }
 
 # task kind -> "module:function" that fills defaults / validates (same params, same hash)
 RESOLVERS: dict[str, str] = {
-    "simulate": "cfglab.sweep.tasks:resolve_simulate",
+    "simulate": "cfglab.experiments.tasks:resolve_simulate",
 }
 
 
@@ -83,61 +85,3 @@ def _scalar(value: Any):
         import json
 
         return json.dumps(value, default=float)
-
-
-# --- built-in task kinds -----------------------------------------------------------------
-
-def resolve_simulate(params: dict) -> dict:
-    """Validate through :class:`SimulationConfig` and fill its defaults (``trajectory`` kept when set)."""
-    from cfglab.lab.simulate import SimulationConfig
-
-    trajectory = bool(params.pop("trajectory", False))
-    try:
-        resolved = SimulationConfig(**params).to_dict()
-    except TypeError as err:
-        raise CfglabInputError(f"bad simulate parameters: {err}") from None
-    return {**resolved, "trajectory": True} if trajectory else resolved
-
-
-def simulate_task(params: dict) -> dict:
-    """``cfglab.lab.simulate`` on one :class:`SimulationConfig` (distortion metrics)."""
-    from cfglab.lab.simulate import SimulationConfig, simulate
-
-    trajectory = bool(params.pop("trajectory", False))
-    result = simulate(SimulationConfig(**params), trajectory=trajectory)
-    traj = result.pop("trajectory", None)
-    if traj is not None:
-        result.update({f"traj_{k}": list(map(float, v)) for k, v in traj.items()})
-    return result
-
-
-def theory_gaussian_task(params: dict) -> dict:
-    """Infinite-class limit: ``cfglab.theory.gaussian.solve_gaussian(**params)``."""
-    return _as_dict(load_function("cfglab.theory.gaussian:solve_gaussian")(**params))
-
-
-def theory_transition_task(params: dict) -> dict:
-    """Class-resolution transition: ``cfglab.theory.transition.transition(**params)``."""
-    return _as_dict(load_function("cfglab.theory.transition:transition")(**params))
-
-
-def theory_dmft_task(params: dict) -> dict:
-    """DMFT of the guided dynamics: ``cfglab.theory.dmft.solve_dmft(**params)``."""
-    return _as_dict(load_function("cfglab.theory.dmft:solve_dmft")(**params))
-
-
-def latent_evaluate_task(params: dict) -> dict:
-    """Latent-diffusion schedule evaluation: ``cfglab.latent.evaluate(**params)``."""
-    return _as_dict(load_function("cfglab.latent:evaluate")(**params))
-
-
-def _as_dict(result) -> dict:
-    if isinstance(result, dict):
-        return {k: v for k, v in result.items() if not isinstance(v, dict)}
-    if hasattr(result, "to_dict"):
-        return _as_dict(result.to_dict())
-    import dataclasses
-
-    if dataclasses.is_dataclass(result):
-        return _as_dict(dataclasses.asdict(result))
-    raise TypeError(f"cannot turn {type(result).__name__} into a result row")

@@ -1,11 +1,14 @@
-"""Theory of guided diffusion on Gaussian mixtures (SPEC §5).
+"""Theory of guided diffusion on Gaussian mixtures (docs/theory.md).
 
 * :mod:`~cfglab.theory.gaussian` — infinite-class limit: exact moment ODEs and closed forms;
 * :mod:`~cfglab.theory.rem`, :mod:`~cfglab.theory.transition` — Random-Energy-Model free energy
   of the non-target classes, class-resolution time t_c and critical rate α_c;
 * :mod:`~cfglab.theory.dmft` — mean-field order parameters of the guided dynamics;
-* :mod:`~cfglab.theory.potential`, :mod:`~cfglab.theory.validate`, :mod:`~cfglab.theory.regimes` —
-  effective potential, theory against simulation, and the paper's three regime claims.
+* :mod:`~cfglab.theory.potential` — the effective potential.
+
+Pure analysis: nothing here runs a simulation.  Theory against simulation and the paper's
+three regime claims are experiments (:mod:`cfglab.experiments.validate`,
+:mod:`cfglab.experiments.regimes`).
 """
 
 from cfglab.theory.dmft import DMFTPrediction, solve_dmft

@@ -1,4 +1,4 @@
-"""Mean-field (DMFT) theory of CFG-guided dynamics with K = e^{αd} classes (SPEC §5.3).
+"""Mean-field (DMFT) theory of CFG-guided dynamics with K = e^{αd} classes (docs/theory.md).
 
 Order parameters of the reverse process (τ = T − t, SDE k = 2, ODE k = 1): the overlap
 ``m = x·μ_c/|μ_c|²``, the per-coordinate variances ``v⊥`` (orthogonal to μ_c) and ``v∥``,
@@ -31,7 +31,7 @@ import torch
 
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.guidance.schedules import as_schedule
-from cfglab.lab.ensembles import exponential_K
+from cfglab.noise import exponential_K
 from cfglab.theory.rem import gamma, rem_free_energy
 
 __all__ = ["DMFTPrediction", "solve_dmft", "kl_per_dim_prediction"]
@@ -43,7 +43,7 @@ _GH_W = _GH_W / _GH_W.sum()
 
 @dataclass(frozen=True)
 class DMFTPrediction:
-    """Final order parameters of the guided dynamics and their trajectories (SPEC §5.3, §8)."""
+    """Final order parameters of the guided dynamics and their trajectories (docs/theory.md, docs/sweeps.md)."""
 
     mean_overlap: float
     var_perp: float
@@ -246,7 +246,7 @@ def _t_half(ts: np.ndarray, pi: np.ndarray) -> float | None:
 def solve_dmft(alpha: float, *, sigma2: float = 0.5, s2: float = 1.0, schedule="constant:w=0", sampler: str = "sde",
                T: float = 6.0, d: int | None = None, steps: int | None = None,
                start: str = "noise", target_s2: float | None = None) -> DMFTPrediction:
-    """Order parameters of CFG-guided sampling with K = e^{αd} classes (arXiv 2602.00716 §3; SPEC §5.3).
+    """Order parameters of CFG-guided sampling with K = e^{αd} classes (arXiv 2602.00716 §3; docs/theory.md).
 
     Parameters
     ----------

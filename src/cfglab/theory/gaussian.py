@@ -1,4 +1,4 @@
-"""Infinite-class (Gaussian) limit of guided diffusion, solved exactly (SPEC §5.1).
+"""Infinite-class (Gaussian) limit of guided diffusion, solved exactly (docs/theory.md).
 
 With K → ∞ classes the unconditional law is Gaussian, so both scores are linear in x and,
 in each eigendirection of the (commuting) conditional / unconditional covariances with data
@@ -30,15 +30,7 @@ import numpy as np
 from scipy.integrate import quad, solve_ivp
 
 from cfglab._validate import CfglabInputError, positive
-from cfglab.guidance.schedules import (
-    Cosine,
-    Interval,
-    Linear,
-    NegativeWindow,
-    PaperLinear,
-    PiecewiseConstant,
-    as_schedule,
-)
+from cfglab.guidance.schedules import as_schedule
 from cfglab.noise import sigma_from_t, t_from_sigma
 
 __all__ = ["GaussianPrediction", "solve_gaussian", "solve_discrete", "closed_form_constant", "schedule_breakpoints"]
@@ -79,20 +71,11 @@ def _gamma(var, t):
 
 
 def schedule_breakpoints(schedule, T: float) -> list[float]:
-    """OU times in (0, T) where ``schedule`` may jump or kink, decreasing (integration edges)."""
-    s = as_schedule(schedule)
-    sigmas: tuple = ()
-    if isinstance(s, Interval):
-        sigmas = (s.lo, s.hi)
-    elif isinstance(s, NegativeWindow):
-        sigmas = (s.sigma_switch, s.sigma_hi)
-    elif isinstance(s, (Linear, Cosine)):
-        sigmas = (s.sigma_max,)
-    elif isinstance(s, PiecewiseConstant):
-        sigmas = s.edges
-    ts = [t_from_sigma(x) for x in sigmas if math.isfinite(x)]
-    if isinstance(s, PaperLinear) and s.slope != 0:
-        ts.append((-1 - s.w0) / s.slope)  # where the clip at −1 starts or stops
+    """OU times in (0, T) where ``schedule`` may jump or kink, decreasing (integration edges).
+
+    From the schedule's own :meth:`~cfglab.guidance.schedules.Schedule.breakpoints` (in σ).
+    """
+    ts = [t_from_sigma(x) for x in as_schedule(schedule).breakpoints() if math.isfinite(x)]
     return sorted({t for t in ts if 0 < t < T}, reverse=True)
 
 
@@ -155,7 +138,7 @@ def solve_gaussian(
     start: str = "noise",
     n_points: int = 241,
 ) -> GaussianPrediction:
-    """Infinite-class limit (SPEC §5.1): solve the linear moment ODEs for any schedule w(σ).
+    """Infinite-class limit (docs/theory.md): solve the linear moment ODEs for any schedule w(σ).
 
     Parameters
     ----------
@@ -207,7 +190,7 @@ def _prediction(y, a, s2, iso, schedule, pieces) -> GaussianPrediction:
 
 def closed_form_constant(w: float, *, a: float, b: float, sampler: str = "sde", T: float = math.inf,
                          v_T: float = 1.0) -> tuple[float, float]:
-    """Constant-w moments ``(mean_overlap, var)`` as one-dimensional integrals (SPEC §5.1).
+    """Constant-w moments ``(mean_overlap, var)`` as one-dimensional integrals (docs/theory.md).
 
     Integrating the moment ODEs with ``∫_0^t (2/Γ_a − 2) = log(Γ_a(t)/a)``:
 

@@ -1,4 +1,4 @@
-"""Effective potential of CFG along the target direction (SPEC §5.3, arXiv 2602.00716 §3).
+"""Effective potential of CFG along the target direction (docs/theory.md, arXiv 2602.00716 §3).
 
 On the line ``x = m μ_c + x⊥`` (``|x⊥|²/d = v⊥``) the guided score is the gradient of
 
@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-from cfglab._validate import CfglabInputError, positive
+from cfglab._io import write_atomic
+from cfglab._validate import positive
 from cfglab.theory.rem import gamma, rem_free_energy
 
 __all__ = ["effective_potential", "plot_potential"]
@@ -88,9 +89,7 @@ def plot_potential(path: str, *, alpha: float = 0.2, w: float = 2.0, sigma2: flo
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=120)
-    except OSError as err:
-        raise CfglabInputError(f"cannot write {path!r}: {err.strerror}") from None
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
     finally:
         plt.close(fig)
     return {"out": str(path), "t_switch": pred.t_switch, **info}

@@ -1,4 +1,4 @@
-"""Random-Energy-Model free energy of the non-target classes (SPEC §5.2; arXiv 2602.00716 §3).
+"""Random-Energy-Model free energy of the non-target classes (docs/theory.md; arXiv 2602.00716 §3).
 
 With ``K = e^{αd}`` classes ``μ_k ~ N(0, s² I_d)`` the unnormalised log-weight of a
 non-target class at a point x and OU time t is

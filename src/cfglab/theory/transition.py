@@ -1,4 +1,4 @@
-"""Class-resolution transition along the unguided conditional process (SPEC §5.2).
+"""Class-resolution transition along the unguided conditional process (docs/theory.md).
 
 Along ``x_t = e^{-t} μ_c + sqrt(Γ) z`` the target's log-weight per dimension is
 self-averaging, ``e_c(t) = e^{-2t} s² / (2Γ) = r/2`` with ``r = e^{-2t} s²/Γ``, and
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from scipy.optimize import brentq
 
 from cfglab._validate import CfglabInputError, positive, positive_int
-from cfglab.noise import sigma_from_t
+from cfglab.noise import exponential_K, sigma_from_t
 from cfglab.theory.rem import rem_coefficients, rem_free_energy
 
 __all__ = ["TransitionResult", "transition", "crossing_time", "alpha_critical", "t_c_closed_form", "resolution_gap"]
@@ -82,14 +82,12 @@ def resolution_gap(t: float, alpha: float, sigma2: float, s2: float, target_s2: 
 
 def crossing_time(alpha: float, d: int, *, sigma2: float = 0.5, s2: float = 1.0,
                   target_s2: float | None = None) -> float | None:
-    """Finite-d prediction of where the mean π_c(t) crosses 1/2 on unguided runs (SPEC §5.2).
+    """Finite-d prediction of where the mean π_c(t) crosses 1/2 on unguided runs (docs/theory.md).
 
     Uses ``log(K − 1)/d`` non-target classes (K = ceil(e^{αd})) and, when given, the drawn
     target's ``|μ_c|²/d``; the per-sample log-odds fluctuation is symmetric, so the mean weight
     crosses 1/2 where the self-averaging gap vanishes.  None when it never does.
     """
-    from cfglab.lab.ensembles import exponential_K
-
     alpha, d = positive("alpha", alpha), positive_int("d", d)
     K = exponential_K(alpha, d)
     if K < 2:

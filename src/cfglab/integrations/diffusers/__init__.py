@@ -1,4 +1,4 @@
-"""Apply cfglab guidance schedules w(σ) in Hugging Face ``diffusers`` (SPEC §7; extra ``cfglab[diffusers]``).
+"""Apply cfglab guidance schedules w(σ) in Hugging Face ``diffusers`` (docs/latent.md; extra ``cfglab[diffusers]``).
 
 * :class:`CFGDenoiser` — k-diffusion-style guided denoiser ``D_w(x, σ)``; needs only torch.
 * :class:`CfglabGuidance` — a ``diffusers.guiders.BaseGuidance`` applying ``w(σ)``, with
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-from cfglab.integrations.diffusers.denoiser import CFGDenoiser
+from cfglab.guidance.denoiser import CFGDenoiser
 
 __all__ = [
     "CFGDenoiser", "CfglabGuidance", "ScheduledGuidance", "guidance_scale_for", "denoise_with_guider", "generate_dit", "generate_stable_diffusion",

@@ -1,4 +1,4 @@
-"""Map a diffusers scheduler's timestep to cfglab's noise level σ (SPEC §2, §7).
+"""Map a diffusers scheduler's timestep to cfglab's noise level σ (docs/design.md, docs/latent.md).
 
 cfglab's σ is the VE noise level of the rescaled state: for any forward process
 ``x_t = a_t x_0 + b_t ε`` it is ``σ = b_t / a_t``, the noise level of ``x_t / a_t`` — exactly

@@ -1,4 +1,4 @@
-"""A diffusers guider that applies any cfglab schedule w(σ) (SPEC §2, §6, §7).
+"""A diffusers guider that applies any cfglab schedule w(σ) (docs/design.md, docs/schedules.md, docs/latent.md).
 
 Weight convention: the paper's ``s_w = s_c + w (s_c − s_u)``; diffusers' ``guidance_scale``
 is ``G = 1 + w`` and the guided prediction is ``pred_u + G (pred_c − pred_u)``, the same thing.

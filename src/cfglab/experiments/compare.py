@@ -1,6 +1,6 @@
-"""Separability vs diversity of guidance schedules and rules on exact scores (issue: schedules that keep diversity).
+"""Separability vs diversity of guidance schedules and rules on exact scores (docs/schedules.md).
 
-One exact-score simulation per entry (same ensemble, same start noise): constant CFG over a
+One :func:`cfglab.lab.simulate` run per entry (same ensemble, same start noise): constant CFG over a
 range of w, interval guidance, linear / cosine ramps, negative windows, the paper's linear
 form, the theory-calibrated window, power-law CFG and APG.  Separability = mean overlap
 (and class accuracy where a Bayes class exists); diversity = variance ratio ``var_perp/σ²``.
@@ -8,17 +8,16 @@ form, the theory-calibrated window, power-law CFG and APG.  Separability = mean 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
+from cfglab._io import write_atomic
 from cfglab._validate import CfglabInputError, positive, positive_int
-from cfglab.guidance.rules import APG, CFG, PowerLawCFG
-from cfglab.lab import SimulationConfig, distortion
-from cfglab.lab.samplers import SAMPLERS, sigma_grid
-from cfglab.lab.simulate import build_model
+from cfglab.experiments.calibrate import calibrate
+from cfglab.guidance.rules import RULES
+from cfglab.lab.simulate import SamplingDiverged, SimulationConfig, simulate
 
 __all__ = ["Entry", "default_entries", "compare_table", "pareto_plot"]
 
@@ -55,11 +54,11 @@ def default_entries(calibrated: str | None = None) -> list[Entry]:
     return rows
 
 
-def _wrap(model, entry: Entry):
-    cls = {"cfg": CFG, "power_law": PowerLawCFG, "apg": APG}.get(entry.rule)
+def _rule(entry: Entry):
+    cls = RULES.get(entry.rule)
     if cls is None:
-        raise CfglabInputError(f"unknown guidance rule {entry.rule!r}; choose cfg, power_law or apg")
-    return cls(model, **dict(entry.rule_kwargs))
+        raise CfglabInputError(f"unknown guidance rule {entry.rule!r}; choose from {', '.join(RULES)}")
+    return cls(**dict(entry.rule_kwargs))
 
 
 def _config(regime: str, d: int, alpha: float, sampler: str, n: int, steps: int, seed: int, T: float) -> SimulationConfig:
@@ -83,18 +82,13 @@ def compare_table(entries: list[Entry] | None = None, *, regime: str = "infinite
     cfg = _config(regime, d, alpha, sampler, n_samples, steps, seed, T)
     if entries is None:
         entries = default_entries(_calibrated(regime, alpha, sampler, steps, T, calibrate_base))
-    model = build_model(cfg)
-    sigmas = sigma_grid(T, steps)
     rows = []
-    for i, entry in enumerate(entries):
-        gen = torch.Generator(device=cfg.device).manual_seed(seed + 1)
-        x = torch.randn(n_samples, d, generator=gen, dtype=torch.float64)  # [N, d] common start noise
-        out = SAMPLERS[sampler](_wrap(model, entry), x, sigmas, schedule=entry.schedule, generator=gen)
-        if not torch.isfinite(out).all():
+    for i, entry in enumerate(entries):  # same ensemble and start noise (cfg.seed) for every entry
+        try:
+            metrics = simulate(dataclasses.replace(cfg, schedule=entry.schedule), rule=_rule(entry))
+        except SamplingDiverged:
             metrics = {"mean_overlap": math.nan, "var_perp_ratio": math.nan, "class_accuracy": None,
                        "kl_per_dim": math.nan}
-        else:
-            metrics = distortion(out, model)
         rows.append({"label": entry.label, "family": entry.family, "schedule": entry.schedule, "rule": entry.rule,
                      **{k: metrics[k] for k in ("mean_overlap", "var_perp_ratio", "class_accuracy", "kl_per_dim")}})
         if progress is not None:
@@ -103,8 +97,6 @@ def compare_table(entries: list[Entry] | None = None, *, regime: str = "infinite
 
 
 def _calibrated(regime, alpha, sampler, steps, T, base) -> str | None:
-    from cfglab.guidance.calibrate import calibrate
-
     try:
         if regime == "infinite":
             return str(calibrate(base, sampler=sampler, steps=steps, T=T).schedule)
@@ -138,5 +130,5 @@ def pareto_plot(rows: list[dict], path, *, title: str = "") -> None:
     ax.set_title(title or "guidance schedules on exact scores")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=130))
     plt.close(fig)

@@ -1,4 +1,4 @@
-"""k-diffusion-style guided denoiser ``D_w(x, σ)`` for any sampler that passes σ (SPEC §2, §6).
+"""k-diffusion-style guided denoiser ``D_w(x, σ)`` for any sampler that passes σ (paper §2; docs/design.md).
 
 Needs only torch. For a shared σ the guidance combination is the same in denoiser, ε and
 score space: with ``D = x + σ² ∇log p``, ``D_c + w (D_c − D_u) = x + σ² (s_c + w (s_c − s_u))``.
@@ -11,6 +11,7 @@ from typing import Any, Callable
 import torch
 
 from cfglab._validate import CfglabInputError
+from cfglab.guidance.combine import cfg
 from cfglab.guidance.schedules import Schedule, as_schedule
 
 __all__ = ["CFGDenoiser"]
@@ -77,4 +78,4 @@ class CFGDenoiser(torch.nn.Module):
             d_cond = self.inner_model(x, sigma, cond=cond, **kwargs)
             d_uncond = self.inner_model(x, sigma, cond=uncond, **kwargs)
         w = w.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))  # [B, 1, ...]
-        return d_cond + w * (d_cond - d_uncond)
+        return cfg(d_cond, d_uncond, w)

@@ -1,8 +1,8 @@
-"""Numerical check of the shrinkage theorem (SPEC §5.4): w(σ) ≥ 0 everywhere ⇒ Var ≤ σ².
+"""Numerical check of the shrinkage theorem (docs/schedules.md): w(σ) ≥ 0 everywhere ⇒ Var ≤ σ².
 
 Random non-negative schedules (piecewise-constant, linear / cosine ramps, intervals and the
 paper's linear-in-t form) are pushed through the infinite-class theory, the DMFT of the
-exponential regime (if :mod:`cfglab.theory.dmft` is available) and, for a sample of them,
+exponential regime (:mod:`cfglab.theory.dmft`) and, for a sample of them,
 exact-score simulation.  The proof (a comparison argument on the variance ODE) is in
 ``docs/schedules.md``.
 """
@@ -16,7 +16,10 @@ import numpy as np
 
 from cfglab._validate import positive_int
 from cfglab.guidance.schedules import Cosine, Interval, Linear, PaperLinear, PiecewiseConstant, Schedule
+from cfglab.lab import SimulationConfig, simulate
 from cfglab.noise import sigma_from_t
+from cfglab.theory.dmft import solve_dmft
+from cfglab.theory.gaussian import solve_gaussian
 
 __all__ = ["random_nonnegative_schedule", "shrinkage_check"]
 
@@ -64,17 +67,16 @@ def _worst(rows: list[dict], key: str) -> dict | None:
 def shrinkage_check(n: int = 500, *, seed: int = 0, sigma2: float = 0.5, s2: float = 1.0, T: float = 6.0,
                     alpha: float = 0.2, n_simulate: int = 6, sim_d: int = 32, sim_samples: int = 1000,
                     sim_steps: int = 200, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Largest final variance ratio over ``n`` random non-negative schedules (SPEC §5.4).
+    """Largest final variance ratio over ``n`` random non-negative schedules (docs/schedules.md).
 
     Infinite-class theory for SDE and ODE (started from the exact noised marginal: the bound is
     ``1 + start_excess``, the O(s² e^{-2T}) width the probability flow carries over), the DMFT at ``alpha`` (d → ∞), and the exact-score lab (infinite-class
     ensemble, ODE sampler, ``sim_d``) for the first ``n_simulate`` schedules.
     """
-    from cfglab.theory.gaussian import solve_gaussian
 
     n = positive_int("n", n)
     rng = np.random.default_rng(seed)
-    dmft = _dmft_solver()
+    dmft = solve_dmft
     rows = []
     for i in range(n):
         sched = random_nonnegative_schedule(rng, T)
@@ -97,17 +99,7 @@ def shrinkage_check(n: int = 500, *, seed: int = 0, sigma2: float = 0.5, s2: flo
     return _summary(rows, n, seed, alpha, dmft is not None, sim_d, sim_samples, excess)
 
 
-def _dmft_solver():
-    try:
-        from cfglab.theory.dmft import solve_dmft
-    except ImportError:  # pragma: no cover - the DMFT lives in another module
-        return None
-    return solve_dmft
-
-
 def _simulate(sched, sigma2, s2, T, d, n_samples, steps, seed) -> float:
-    from cfglab.lab import SimulationConfig, simulate
-
     cfg = SimulationConfig(d=d, infinite=True, sigma2=sigma2, s2=s2, schedule=str(sched), sampler="ode",
                            n_samples=n_samples, steps=steps, T=T, seed=seed, start="marginal")
     return simulate(cfg)["var_perp_ratio"]

@@ -1,4 +1,4 @@
-"""Theory against exact-score simulation at growing d (SPEC §5.2–5.3; finite-size scaling).
+"""Theory against exact-score simulation at growing d (docs/theory.md; finite-size scaling).
 
 :func:`run_point` is a pure function ``params dict -> dict of numbers`` (one simulation and
 its DMFT predictions on the same sampler grid), so a Dask sweep can map it over a grid.
@@ -13,7 +13,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from cfglab._io import write_atomic
 from cfglab._validate import CfglabInputError
+from cfglab.lab.simulate import SimulationConfig, build_model, simulate
+from cfglab.theory.dmft import _t_half, solve_dmft
+from cfglab.theory.transition import crossing_time, transition
 
 __all__ = ["DEFAULTS", "run_point", "target_norm2", "crossing_point", "validation_table", "error_by_d", "plot_scaling"]
 
@@ -23,8 +27,6 @@ COMPARED = ("mean_overlap", "var_perp", "var_parallel", "kl_per_dim")
 
 
 def _config(p: dict):
-    from cfglab.lab.simulate import SimulationConfig
-
     return SimulationConfig(d=int(p["d"]), alpha=float(p["alpha"]), sigma2=float(p["sigma2"]), s2=float(p["s2"]),
                             schedule=str(p["schedule"]), sampler=str(p["sampler"]), n_samples=int(p["n_samples"]),
                             steps=int(p["steps"]), T=float(p["T"]), seed=int(p["seed"]), start=str(p["start"]))
@@ -38,8 +40,6 @@ def run_point(params: dict) -> dict:
     difference from ``inf_*`` is the sampler's discretisation error), plus ``err_*`` =
     |sim − inf| for each compared quantity.
     """
-    from cfglab.lab.simulate import simulate
-    from cfglab.theory.dmft import solve_dmft
 
     p = {**DEFAULTS, **params}
     cfg = _config(p)
@@ -63,7 +63,6 @@ def run_point(params: dict) -> dict:
 
 def target_norm2(cfg) -> float:
     """``|μ_c|²/d`` of the target class a simulation config draws (same seed, same ensemble)."""
-    from cfglab.lab.simulate import build_model
 
     mu = build_model(cfg).target_mean
     return float(mu @ mu) / cfg.d
@@ -74,15 +73,11 @@ def crossing_point(params: dict) -> dict:
 
     ``params``: d, alpha, seed, n_samples, steps, T, start, sigma2, s2 (DEFAULTS fill the rest).
     """
-    from cfglab.lab.simulate import simulate
-    from cfglab.theory.dmft import _t_half
 
     p = {**DEFAULTS, **params, "schedule": "constant:w=0"}
     res = simulate(_config(p), trajectory=True)
     tr = res["trajectory"]
     t_half = _t_half(np.asarray(tr["t"]), np.asarray(tr["pi_target"], dtype=float))
-    from cfglab.theory.transition import crossing_time, transition
-
     cfg = _config(p)
     t_c = transition(cfg.alpha, cfg.sigma2, cfg.s2).t_c
     t_fin = crossing_time(cfg.alpha, cfg.d, sigma2=cfg.sigma2, s2=cfg.s2, target_s2=target_norm2(cfg))
@@ -147,5 +142,5 @@ def plot_scaling(table: list[dict], path: str) -> None:
         ax.set_title(f"{key}: deviation from d → ∞ theory")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)

@@ -1,11 +1,10 @@
-"""The guidance-schedule study on the trained latent model (SPEC §7; paper §4, real LDMs).
+"""The guidance-schedule study on the trained latent model (docs/latent.md; paper §4, real LDMs).
 
 Per class, ``n_per_class`` samples per schedule and per seed for: constant CFG over a grid
 of w, interval guidance (Kynkäänniemi et al. 2024), a negative window (w = w_pos early, then
-w = −1 for the last 30–50% of the steps; the paper's §4 schedule) and, when
-``cfglab.guidance.calibrate`` is available, the calibrated schedule for the latent
-statistics of this model.  Every schedule is scored by the independent evaluator
-(:mod:`cfglab.latent.evaluate`); seeds give mean ± std.  The claim under test: *a negative
+w = −1 for the last 30–50% of the steps; the paper's §4 schedule) and the calibrated
+schedule for the latent statistics of this model (:mod:`cfglab.experiments.latent_calibration`).
+Every schedule is scored by the independent evaluator (:mod:`cfglab.latent.evaluate`); seeds give mean ± std.  The claim under test: *a negative
 window raises diversity at equal separability compared with constant CFG* — measured by
 interpolating each seed's constant-CFG curve at the window's separability (paired by seed).
 """
@@ -14,14 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from cfglab._validate import positive_int
+from cfglab._validate import CfglabInputError, positive_int
+from cfglab.experiments.latent_calibration import calibrated_schedule
 from cfglab.guidance.schedules import Constant, Interval, NegativeWindow, Schedule
+from cfglab.latent.data import DEFAULT_DATA
 from cfglab.latent.evaluate import (
     METRICS,
     Evaluator,
@@ -29,18 +32,21 @@ from cfglab.latent.evaluate import (
     reference_row,
     score_images,
 )
+from cfglab.latent.outputs import write_study
+from cfglab.latent.pipeline import prepare, resolve_config
 from cfglab.latent.sample import generate, karras_sigmas, sigma_at_fraction
-from cfglab.latent.stats import calibrated_schedule
+from cfglab.latent.train import cpu_threads
 
 __all__ = [
     "STUDY_PRESETS",
     "StudyConfig",
     "compare_at_equal_separability",
+    "latent_study",
     "run_study",
     "study_schedules",
 ]
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None] | None
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ def run_study(
     ev: Evaluator,
     cfg: StudyConfig = StudyConfig(),
     *,
-    progress: Progress | None = None,
+    progress: Progress = None,
     keep_images: bool = True,
 ) -> dict:
     """Sample and score every schedule for every seed; returns every number (and first-seed images).
@@ -255,3 +261,67 @@ def _summary(per_seed: list[dict]) -> dict:
 def _to_uint8(images: np.ndarray) -> np.ndarray:
     """[N, C, H, W] in [−1, 1] -> uint8 [N, H, W] (first channel)."""
     return np.round((images[:, 0] + 1) * 127.5).clip(0, 255).astype(np.uint8)
+
+
+def latent_study(
+    *,
+    profile: str = "default",
+    preset: str = "full",
+    data: str = DEFAULT_DATA,
+    out: str | os.PathLike | None = None,
+    seeds: int | None = None,
+    n_per_class: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    threads: int | None = 1,
+    study: StudyConfig | None = None,
+    evaluator_seed: int = 0,
+    keep_images: bool = False,
+    progress: Progress = None,
+    train_progress: Progress = None,
+) -> dict:
+    """Run the schedule study end to end: ``cfglab latent study`` and the report both call this.
+
+    Data (with the profile's ``test_fraction`` / ``split_seed``), model and evaluator come from
+    :func:`cfglab.latent.pipeline.prepare`.  ``study`` replaces the named ``preset``'s config
+    (the report passes its own).  Returns the study dict (:func:`run_study`, plus
+    ``checkpoint`` and ``trained_now``), with ``images`` when ``keep_images``; with ``out`` the
+    JSON, table, Pareto plot and sample grids are written there, their paths under ``files``.
+    """
+    if preset not in STUDY_PRESETS:
+        raise CfglabInputError(
+            f"unknown study preset {preset!r}; choose from {', '.join(STUDY_PRESETS)}"
+        )
+    scfg = STUDY_PRESETS[preset] if study is None else study
+    if seeds is not None:
+        scfg = dataclasses.replace(scfg, seeds=tuple(range(positive_int("seeds", seeds))))
+    if n_per_class is not None:
+        scfg = dataclasses.replace(scfg, n_per_class=positive_int("n_per_class", n_per_class))
+    check_sample_size(scfg.n_per_class, scfg.nearest_k)  # before any training or sampling
+    with cpu_threads(threads):
+        prep = prepare(
+            resolve_config(profile, data=data),
+            checkpoint=checkpoint,
+            progress=train_progress,
+            evaluator_seed=evaluator_seed,
+        )
+        start = time.perf_counter()
+        result = run_study(
+            prep.model,
+            prep.data,
+            prep.evaluator,
+            scfg,
+            progress=progress,
+            keep_images=keep_images or out is not None,
+        )
+    result.update(
+        profile=profile,
+        preset=preset,
+        checkpoint=str(prep.checkpoint),
+        trained_now=prep.trained,
+        data_hash=prep.data.data_hash,
+        study_seconds=time.perf_counter() - start,
+        model_config=prep.model.config.to_dict(),
+    )
+    if out is not None:
+        result["files"] = write_study(result, out)
+    return result

@@ -1,4 +1,4 @@
-"""The paper's three regime claims as reproducible numbers (arXiv 2602.00716, abstract; SPEC §5.3).
+"""The paper's three regime claims as reproducible numbers (arXiv 2602.00716, abstract; docs/theory.md).
 
 (i) exponential regime K = e^{αd}: the d → ∞ distortion is O(1) and grows with α (DMFT);
 (ii) fixed K: the distortion of exact-score simulations decays as d grows (the finite-d
@@ -18,6 +18,8 @@ from typing import Iterable
 import numpy as np
 
 from cfglab._validate import positive, positive_int
+from cfglab.lab.simulate import SimulationConfig, simulate
+from cfglab.theory.dmft import solve_dmft
 
 __all__ = ["exponential_regime", "fixed_k_regime", "infinite_class_regime"]
 
@@ -25,7 +27,6 @@ __all__ = ["exponential_regime", "fixed_k_regime", "infinite_class_regime"]
 def exponential_regime(alphas: Iterable[float], *, schedule="constant:w=2", sampler: str = "sde",
                        sigma2: float = 0.5, s2: float = 1.0, T: float = 6.0) -> list[dict]:
     """Claim (i): DMFT (d → ∞) distortion against α for one schedule."""
-    from cfglab.theory.dmft import solve_dmft
 
     rows = []
     for alpha in alphas:
@@ -37,8 +38,6 @@ def exponential_regime(alphas: Iterable[float], *, schedule="constant:w=2", samp
 
 
 def _simulate_mean(cfgs: list) -> dict:
-    from cfglab.lab.simulate import simulate
-
     runs = [simulate(c) for c in cfgs]
     out = {}
     for key in ("mean_overlap", "var_perp_ratio", "var_parallel_ratio", "kl_per_dim"):
@@ -54,8 +53,6 @@ def fixed_k_regime(K: int, dims: Iterable[int], *, schedule="constant:w=2", samp
                    n_samples: int = 1000, steps: int = 150, T: float = 3.0, start: str = "marginal",
                    sigma2: float = 0.5, s2: float = 1.0, theory: bool = True) -> list[dict]:
     """Claim (ii): simulated distortion at fixed K against d, with the finite-d DMFT at α = log K/d."""
-    from cfglab.lab.simulate import SimulationConfig
-    from cfglab.theory.dmft import solve_dmft
 
     K = positive_int("K", K)
     rows = []
@@ -75,7 +72,6 @@ def infinite_class_regime(dims: Iterable[int], *, schedule="constant:w=2", sampl
                           n_samples: int = 1000, steps: int = 150, T: float = 3.0, start: str = "marginal",
                           sigma2: float = 0.5, s2: float = 1.0) -> list[dict]:
     """Claim (iii): simulated distortion in the infinite-class limit against d (flat in d)."""
-    from cfglab.lab.simulate import SimulationConfig
 
     positive("sigma2", sigma2)
     rows = []

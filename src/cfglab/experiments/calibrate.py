@@ -1,4 +1,4 @@
-"""Theory-calibrated negative-guidance window (SPEC §6 ``calibrated``; issue: schedules that keep diversity).
+"""Theory-calibrated negative-guidance window (docs/schedules.md ``calibrated``; issue: schedules that keep diversity).
 
 The paper's §4 schedule guides positively early (while classes separate) and negatively
 late.  Here the window is solved from theory instead of hand-tuned: given a positive base
@@ -31,6 +31,8 @@ from scipy.optimize import brentq
 from cfglab._validate import CfglabInputError, guidance_weight, positive
 from cfglab.guidance.schedules import Constant, Interval, NegativeWindow, Schedule, as_schedule
 from cfglab.noise import sigma_from_t, t_from_sigma
+from cfglab.theory.dmft import solve_dmft
+from cfglab.theory.gaussian import solve_discrete, solve_gaussian
 
 __all__ = ["Calibration", "calibrate", "predict"]
 
@@ -72,15 +74,9 @@ def predict(schedule, *, regime: str = "infinite", alpha: float | None = None, s
     discretised sampler on its ``steps``-step grid (Euler–Maruyama or Heun).
     """
     if regime == "infinite":
-        from cfglab.theory.gaussian import solve_discrete, solve_gaussian
-
         kw = dict(sigma2=sigma2, s2=s2, sampler=sampler, T=T, cond_var=cond_var, uncond_var=uncond_var)
         p = solve_gaussian(schedule, n_points=2, **kw) if steps is None else solve_discrete(schedule, steps, **kw)
         return float(np.mean(p.mean_overlap)), float(np.mean(p.var_ratio))
-    try:
-        from cfglab.theory.dmft import solve_dmft
-    except ImportError:  # pragma: no cover - depends on the theory package
-        raise CfglabInputError("regime 'dmft' needs cfglab.theory.dmft, which is not installed") from None
     kw = {} if target_s2 is None else {"target_s2": target_s2}
     p = solve_dmft(alpha, sigma2=sigma2, s2=s2, schedule=schedule, sampler=sampler, T=T, d=d, steps=steps, **kw)
     return float(p.mean_overlap), float(p.var_perp) / sigma2
@@ -176,7 +172,7 @@ def _solve_switch(theory: Callable, w_pos: float, w_neg: float, sigma_hi: float,
     """Root in OU time t_s ∈ (0, min(T, t(σ_hi))) of var_ratio(t_s) − 1."""
     if w_neg >= 0:
         raise CfglabInputError(f"w_neg={w_neg} is not negative: no non-negative schedule can undo the "
-                               "shrinkage (SPEC §5.4); use w_neg < 0")
+                               "shrinkage (docs/schedules.md); use w_neg < 0")
     t_top = min(T, t_from_sigma(sigma_hi)) if math.isfinite(sigma_hi) else T
     make = lambda ts: NegativeWindow(w_pos, w_neg, sigma_from_t(ts), sigma_hi)  # noqa: E731
     f = lambda ts: theory(make(ts))[1] - 1  # noqa: E731

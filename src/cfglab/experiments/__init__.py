@@ -1,0 +1,15 @@
+"""Experiments: everything that combines the layers below (see ``docs/design.md``).
+
+* :mod:`~cfglab.experiments.calibrate` — the negative window calibrated from theory;
+* :mod:`~cfglab.experiments.compare` — guidance rules compared on one exact-score ensemble;
+* :mod:`~cfglab.experiments.shrinkage` — the shrinkage theorem on random w ≥ 0 schedules;
+* :mod:`~cfglab.experiments.validate`, :mod:`~cfglab.experiments.regimes` — theory against
+  simulation and the paper's three regime claims;
+* :mod:`~cfglab.experiments.latent_study`, :mod:`~cfglab.experiments.latent_calibration` —
+  the schedule study on the trained latent model;
+* :mod:`~cfglab.experiments.tasks` — the functions every built-in sweep task kind points to
+  (the registry itself is :data:`cfglab.sweep.tasks.TASKS`).
+
+Importing this package imports none of them (they pull in the lab, the theory and, for the
+latent study, the ``latent`` extra).
+"""
