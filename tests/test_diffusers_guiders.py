@@ -25,6 +25,8 @@ from cfglab.integrations.diffusers import (  # noqa: E402
     step_sigmas,
 )
 
+pytestmark = pytest.mark.usefixtures("float64")  # written for float64 defaults
+
 STEPS = 8
 W = 2.5
 

@@ -15,6 +15,7 @@ from cfglab.cli import main  # noqa: E402
 from cfglab.integrations.diffusers import step_sigmas  # noqa: E402
 from cfglab.integrations.diffusers.profile import suggest_switch  # noqa: E402
 
+
 STEPS = 6
 
 

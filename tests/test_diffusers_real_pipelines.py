@@ -18,6 +18,8 @@ from cfglab import CfglabInputError  # noqa: E402
 from cfglab.guidance import Constant, NegativeWindow  # noqa: E402
 from cfglab.integrations.diffusers import CfglabGuidance, generate_stable_diffusion, switch_sigma  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("float64")  # written for float64 defaults
+
 STEPS = 6
 PROMPTS = ["a cat", "an astronaut"]
 

@@ -16,6 +16,8 @@ import torch
 from cfglab.guidance import Constant, NegativeWindow
 from cfglab.integrations.diffusers import CFGDenoiser
 
+pytestmark = pytest.mark.usefixtures("float64")  # written for float64 defaults
+
 try:
     import k_diffusion.sampling as K
 except Exception as err:  # ImportError, or torchvision's RuntimeError on a CPU-only torch
