@@ -163,3 +163,14 @@ def test_cli_prints_one_json_object_and_rejects_unknown_profiles(test_report, ca
     assert summary["latent"] == "skipped" and summary["subexponential"] in ("supported", "contradicted", "inconclusive")
     assert main(["reproduce", "--profile", "huge", "--json"]) == 2
     assert "unknown profile 'huge'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mean, sem, expected", [(0.5, 0.1, True), (-0.5, 0.1, False), (0.1, 0.1, None),
+                                                 (0.5, None, None), (0.5, math.nan, None)])
+def test_latent_verdict_is_three_way(mean, sem, expected):
+    """A lower Vendi score is a contradiction, no detectable difference (or one seed) is inconclusive."""
+    from cfglab.report.latent_section import _verdict
+
+    study = {"comparison": [{"family": "negative_window", "in_range": True, "label": "w",
+                             "delta_vendi": {"mean": mean, "sem": sem}}]}
+    assert _verdict(study)[0] is expected
