@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from cfglab._validate import CfglabInputError, positive
 from cfglab.cli._common import add_json_flag, emit, integer, number, progress_bar, write_json_atomic
@@ -118,6 +119,8 @@ def run_dmft(args) -> int:
     pred = solve_dmft(args.alpha, sigma2=args.sigma2, s2=args.s2, schedule=args.schedule, sampler=args.sampler,
                       T=args.T, d=args.d, steps=args.steps, start=args.start)
     out = {"alpha": args.alpha, "d": args.d, **pred.to_dict()}
+    for note in pred.approximations:
+        print(f"warning: {note}", file=sys.stderr)
     if args.trajectory:
         write_json_atomic(args.trajectory, {"config": _vars_clean(args), **pred.to_dict(trajectory=True)["trajectory"]})
     emit(out, args.json, title=f"DMFT ({args.schedule}, {args.sampler})")
