@@ -38,7 +38,7 @@ def _ints(text: str) -> list[int]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("theory", help="theory of guided diffusion: gaussian | transition | dmft | potential | validate")
+    p = sub.add_parser("theory", help="theory of guided diffusion: gaussian | transition | dmft | windows | potential | validate")
     tsub = p.add_subparsers(dest="theory_command", required=True, parser_class=type(p))
 
     g = tsub.add_parser("gaussian", help="infinite-class (Gaussian) limit: final mean overlap and variance")
@@ -70,6 +70,20 @@ def register(sub) -> None:
     u.add_argument("--out", required=True, help="PNG file")
     add_json_flag(u)
     u.set_defaults(func=run_potential)
+
+    wd = tsub.add_parser("windows", help="negative-window phase diagram over alpha/alpha_c, sigma_switch, w_neg (DMFT)")
+    wd.add_argument("--ratios", type=_floats, default=None, help="alpha/alpha_c values (default 0.1,0.3,0.5,0.7,0.9,1.2,1.5)")
+    wd.add_argument("--switches", type=_floats, default=None, help="sigma_switch values (default 0.3,0.8,1.5,3,6)")
+    wd.add_argument("--w-negs", type=_floats, default=None, help="window weights in [-1, 0) (default -1,-0.5,-0.2)")
+    wd.add_argument("--samplers", default="sde,ode", help="comma-separated: sde, ode (default both)")
+    wd.add_argument("--w-pos", type=number, default=2.0, help="constant base weight (default 2)")
+    wd.add_argument("--T", type=number, default=6.0)
+    _ensemble_args(wd, alpha=False)
+    wd.add_argument("--simulate", action="store_true",
+                    help="also run the standard exact-score checks (a few minutes on 2 cores)")
+    wd.add_argument("--out", default=None, help="PNG file for the diagram")
+    add_json_flag(wd)
+    wd.set_defaults(func=run_windows)
 
     v = tsub.add_parser("validate", help="DMFT against exact-score simulation at several d (finite-size scaling)")
     v.add_argument("--alphas", type=_floats, default=[0.1, 0.2], help="comma-separated rates")
@@ -124,6 +138,27 @@ def run_dmft(args) -> int:
     if args.trajectory:
         write_json_atomic(args.trajectory, {"config": _vars_clean(args), **pred.to_dict(trajectory=True)["trajectory"]})
     emit(out, args.json, title=f"DMFT ({args.schedule}, {args.sampler})")
+    return 0
+
+
+def run_windows(args) -> int:
+    from cfglab.theory.windows import STANDARD, STANDARD_CHECKS, WindowGrid, plot_diagram, simulate_checks, window_diagram
+
+    given = {"ratios": args.ratios, "switches": args.switches, "w_negs": args.w_negs}
+    grid = WindowGrid(**{k: tuple(v) for k, v in given.items() if v is not None},
+                      samplers=tuple(x.strip() for x in args.samplers.split(",") if x.strip()),
+                      w_pos=args.w_pos, sigma2=args.sigma2, s2=args.s2, T=args.T)
+    if args.simulate and (grid.w_pos, grid.sigma2, grid.s2) != (STANDARD.w_pos, STANDARD.sigma2, STANDARD.s2):
+        raise CfglabInputError("--simulate runs the standard checks: keep --w-pos 2, --sigma2 0.5, --s2 1")
+    with progress_bar("window diagram", enabled=not args.json) as update:
+        out = window_diagram(grid, progress=update)
+    if args.simulate:
+        with progress_bar("simulation checks", enabled=not args.json) as update:
+            out["simulations"] = simulate_checks(list(STANDARD_CHECKS), grid, progress=update)
+    if args.out:
+        plot_diagram(out, args.out)
+        out["figure"] = args.out
+    emit(out, args.json, title="negative-window phase diagram")
     return 0
 
 
