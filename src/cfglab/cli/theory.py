@@ -38,7 +38,7 @@ def _ints(text: str) -> list[int]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("theory", help="theory of guided diffusion: gaussian | transition | dmft | windows | potential | validate")
+    p = sub.add_parser("theory", help="theory of guided diffusion: gaussian | transition | dmft | windows | potential | validate | scaling")
     tsub = p.add_subparsers(dest="theory_command", required=True, parser_class=type(p))
 
     g = tsub.add_parser("gaussian", help="infinite-class (Gaussian) limit: final mean overlap and variance")
@@ -84,6 +84,13 @@ def register(sub) -> None:
     wd.add_argument("--out", default=None, help="PNG file for the diagram")
     add_json_flag(wd)
     wd.set_defaults(func=run_windows)
+
+    sc = tsub.add_parser("scaling", help="fit the d-exponent of the theory–simulation error (from theory validate)")
+    sc.add_argument("table", help="table.json written by `cfglab theory validate --out DIR`")
+    sc.add_argument("--out", default=None, help="PNG file: error against d, both theories")
+    sc.add_argument("--n-boot", type=integer, default=2000, help="bootstrap resamples of the seeds")
+    add_json_flag(sc)
+    sc.set_defaults(func=run_scaling)
 
     v = tsub.add_parser("validate", help="DMFT against exact-score simulation at several d (finite-size scaling)")
     v.add_argument("--alphas", type=_floats, default=[0.1, 0.2], help="comma-separated rates")
@@ -159,6 +166,26 @@ def run_windows(args) -> int:
         plot_diagram(out, args.out)
         out["figure"] = args.out
     emit(out, args.json, title="negative-window phase diagram")
+    return 0
+
+
+def run_scaling(args) -> int:
+    import json
+
+    from cfglab.theory.scaling import error_table, fit_exponents, plot_errors
+
+    try:
+        with open(args.table) as fh:
+            rows = json.load(fh)["rows"]
+    except (OSError, ValueError, KeyError) as err:
+        raise CfglabInputError(f"cannot read validation rows from {args.table!r}: {err}") from None
+    table = error_table(rows)
+    fits = fit_exponents(rows, n_boot=args.n_boot)
+    out = {"table": table, "exponents": fits}
+    if args.out:
+        plot_errors(table, fits, args.out)
+        out["figure"] = args.out
+    emit(out, args.json, title="theory–simulation error against d")
     return 0
 
 
