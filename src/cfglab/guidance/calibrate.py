@@ -15,8 +15,11 @@ The result is a :class:`~cfglab.guidance.schedules.NegativeWindow` whose ``sigma
 interval base's upper edge; ``str(schedule)`` is accepted by every ``--schedule``.
 
 In the exponential regime the CFG force vanishes once the target class has taken over the
-posterior (OU time ``t_switch`` of the DMFT): a window that starts later does nothing there,
-so the solved switch always lies above the guided class-resolution noise level.
+posterior (OU time ``t_switch`` of the DMFT): a window that switches below the base's guided
+class-resolution level σ_res does nothing, so a solved switch lies above σ_res.  σ_res falls
+with α (``cfglab theory windows``; docs/schedules.md): the same late window is inert at
+α/α_c ≈ 0.36 and acts near and above α_c.  DMFT calibrations report ``frozen_before_switch``
+when the prediction passes through the frozen phase, which the DMFT does not control.
 """
 
 from __future__ import annotations
