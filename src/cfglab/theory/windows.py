@@ -268,7 +268,8 @@ def plot_diagram(diagram: dict, path: str) -> None:
                   if diagram["diagram"][k]["sigma_resolution_base"][sampler] is not None]
             ax.plot(bx, by, "k--", lw=1, label="σ_res of the base (boundary)")
             ax.axvline(1.0, color="gray", ls=":", lw=0.8)
-            ax.set(yscale="log", xlabel="α/α_c (rightmost: K → ∞)", ylabel="σ_switch",
+            ax.set_xticks([xs[k] for k in keys] + [x_inf], labels=keys + ["K→∞"], fontsize=7)
+            ax.set(yscale="log", xlabel="α/α_c", ylabel="σ_switch",
                    title=f"{sampler.upper()}, w_pos = {g['w_pos']:g}, w_neg = {w_neg:g}")
     handles = [plt.Line2D([], [], marker=m, color=c, ls="", label=k) for k, (m, c) in _MARK.items()]
     handles.append(plt.Line2D([], [], marker="o", markerfacecolor="none", markeredgecolor="k", ls="", label="frozen phase"))
