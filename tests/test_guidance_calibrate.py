@@ -167,3 +167,14 @@ def test_exponential_regime_weak_calibrated_window_restores_most_of_the_variance
     finite_size = abs(v_base.mean() - theory_base)
     se = v_win.std(ddof=1) / math.sqrt(len(seeds))
     assert abs(v_win.mean() - 1) < finite_size + 3 * se
+
+
+def test_dmft_calibration_reports_the_frozen_phase():
+    """Above α_c (α = 0.7, σ² = 0.5) the calibrated window rests on the frozen phase, and says so;
+    at α = 0.2 it does not; the infinite-class limit has no such flag."""
+    pytest.importorskip("cfglab.theory.dmft")
+    above = calibrate("constant:w=2", regime="dmft", alpha=0.7, w_neg=None, sigma_switch=0.8)
+    below = calibrate("constant:w=2", regime="dmft", alpha=0.2, sampler="ode", w_neg=-1.0)
+    assert above.frozen_before_switch is True and above.to_dict()["frozen_before_switch"] is True
+    assert below.frozen_before_switch is False
+    assert calibrate("constant:w=2", sampler="ode").frozen_before_switch is None
