@@ -130,10 +130,10 @@ SHRINK_RULE = ("Parts, each three-way (s.e. over seeds; one seed: inconclusive):
                "leg holds; (b) every simulated guided non-negative schedule ends below the unguided sampler's own ratio "
                "by more than 2 s.e. (contradicted if above by more than 2 s.e.); (c) the negative window closest to "
                "var⊥/σ² = 1 with m > 1.05 exceeds the best non-negative schedule at least as separating by more than "
-               "2 s.e.; supported if all parts are, contradicted if any is, otherwise inconclusive.")
-RULES_RULE = (" (d) In the exponential-regime rules comparison, the best window's var⊥/σ² exceeds that of the best "
-              "non-negative schedule at least as separating by more than 2 s.e. of the difference, and counts as a "
-              "fourth part.")
+               "2 s.e.")
+COMBINE_RULE = " Supported if all parts are, contradicted if any is, otherwise inconclusive."
+RULES_RULE = ("; (d) in the exponential-regime rules comparison, the best window's var⊥/σ² exceeds that of the best "
+              "non-negative schedule at least as separating by more than 2 s.e. of the difference.")
 
 
 def _analyze(profile, rows, figdir) -> SectionResult:
@@ -196,7 +196,7 @@ def _analyze(profile, rows, figdir) -> SectionResult:
         numbers["rules_supported"] = ok2
         ok = all_of(parts + [ok2])
         sentence = f"{sentence} {sentence2}"
-    return SectionResult(figures, numbers, sentence, ok, notes, rule=SHRINK_RULE + (RULES_RULE if len(figures) > 1 else ""))
+    return SectionResult(figures, numbers, sentence, ok, notes, rule=SHRINK_RULE + (RULES_RULE if len(figures) > 1 else ".") + COMBINE_RULE)
 
 
 SHRINKAGE = Section(
