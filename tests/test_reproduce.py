@@ -174,3 +174,23 @@ def test_latent_verdict_is_three_way(mean, sem, expected):
     study = {"comparison": [{"family": "negative_window", "in_range": True, "label": "w",
                              "delta_vendi": {"mean": mean, "sem": sem}}]}
     assert _verdict(study)[0] is expected
+
+
+def _kl_stats(kl_by_d, seeds, spread=0.005):
+    """group_stats-like table of the bias-corrected KL/d at α = 0.3 (and α = 0.1 at the first d)."""
+    from cfglab.report.base import group_stats
+
+    rows = [{"d": d, "alpha": 0.3, "seed": s, "kl": kl + spread * (-1) ** s} for d, kl in kl_by_d.items()
+            for s in range(seeds)] + [{"d": min(kl_by_d), "alpha": 0.1, "seed": s, "kl": 0.01} for s in range(seeds)]
+    return group_stats(pd.DataFrame(rows), ["d", "alpha"], "kl")
+
+
+@pytest.mark.parametrize("kl_by_d, seeds, expected", [({10: 0.10, 40: 0.11}, 4, True),  # O(1): stays put
+                                                      ({10: 0.10, 40: 0.02}, 4, False),  # decays towards 0
+                                                      ({10: 0.10, 40: 0.05}, 4, None),  # at the threshold
+                                                      ({10: 0.10, 40: 0.11}, 1, None)])  # one seed
+def test_exponential_o1_part_tests_a_distortion_bounded_away_from_zero(kl_by_d, seeds, expected):
+    from cfglab.report.theory_sections import _bounded_away
+
+    ok, numbers = _bounded_away(_kl_stats(kl_by_d, seeds))
+    assert ok is expected and numbers["alpha"] == 0.3 and numbers["d"] == [10, 40]
