@@ -84,3 +84,38 @@ def test_rules_run_in_the_lab_samplers_and_a_rerun_repeats_exactly():
         torch.testing.assert_close(again, out, rtol=0, atol=0)
     ref = sample_ode(m, x, sigma_grid(6.0, 40), schedule=2.0)  # default rule: the mixture's own CFG
     torch.testing.assert_close(sample_ode(m, x, sigma_grid(6.0, 40), schedule=2.0, rule=CFG()), ref, rtol=0, atol=0)
+
+
+def _published_power_law(s_c, s_u, omega, gamma, per_coordinate=False, clip=math.inf):
+    """Transcription of the published rule (arXiv 2502.07849): ω ‖Δ‖^γ Δ, or per coordinate ω min(|Δ_i|^γ, clip) Δ_i."""
+    import numpy as np
+
+    delta = (s_c - s_u).numpy()
+    if per_coordinate:
+        return omega * np.minimum(np.abs(delta) ** gamma, clip) * delta
+    return omega * np.linalg.norm(delta, axis=1, keepdims=True) ** gamma * delta
+
+
+@pytest.mark.parametrize("gamma", [-0.5, 0.3])
+def test_power_law_matches_the_published_formula_on_identical_inputs(model, gamma):
+    """l2 form: w = ω; cfglab's rms form: w = ω d^{γ/2}; per-coordinate variant with its clip (1e-12)."""
+    x, t, omega, d = _x(), 0.7, 1.7, 8
+    s_c, s_u, _ = model.score_pair(x, t)
+    ref = torch.as_tensor(_published_power_law(s_c, s_u, omega, gamma))
+    got_l2 = PowerLawCFG(gamma=gamma, norm="l2").guided(model, x, t, omega).cfg_force
+    got_rms = PowerLawCFG(gamma=gamma).guided(model, x, t, omega * d ** (gamma / 2)).cfg_force
+    torch.testing.assert_close(got_l2, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_rms, ref, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(PowerLawCFG(gamma=gamma).guided(model, x, t, omega).cfg_force, ref)  # w ≠ ω there
+    clip = 2.0
+    ref_c = torch.as_tensor(_published_power_law(s_c, s_u, omega, gamma, per_coordinate=True, clip=clip))
+    got_c = PowerLawCFG(gamma=gamma, norm="coordinate", clip=clip).guided(model, x, t, omega).cfg_force
+    torch.testing.assert_close(got_c, ref_c, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(norm="linf"), dict(clip=0.0), dict(clip=float("nan"))])
+def test_power_law_rejects_bad_parameters(model, kw):
+    from cfglab import CfglabInputError
+
+    with pytest.raises(CfglabInputError):
+        PowerLawCFG(**kw)

@@ -23,7 +23,7 @@ def test_latent_section_writes_pareto_and_sample_grid(tmp_path, monkeypatch, slo
     assert result.numbers["trained_now"] is True
     assert [f.path for f in result.figures] == ["figures/latent_pareto.png", "figures/latent_samples.png"]
     assert all((tmp_path / f.path).read_bytes()[:4] == b"\x89PNG" for f in result.figures)
-    word = {True: "these numbers support", False: "these numbers do not support", None: "these numbers are inconclusive about"}
-    assert word[result.supported] in result.sentence
+    word = {True: "these numbers support", False: "these numbers contradict", None: "these numbers are inconclusive about"}
+    assert word[result.supported] in result.sentence and "2 standard errors" in result.rule
     again = LATENT.analyze(profile, None, tmp_path / "figures")  # reuses study.json: same numbers
     assert again.numbers == result.numbers

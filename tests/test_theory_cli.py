@@ -62,6 +62,19 @@ def test_dmft_finite_d_flag(capsys):
     assert rc == rc2 == 0 and fin["d"] == 30 and fin["mean_overlap"] > inf["mean_overlap"]
 
 
+def test_dmft_flags_the_frozen_phase(capsys):
+    """α = 0.7, σ² = 0.5, late window: the prediction passes through the frozen phase — flagged in JSON and on stderr."""
+    argv = ["theory", "dmft", "--alpha", "0.7", "--schedule", "negative_window:w_pos=2,w_neg=-1,sigma_switch=0.8", "--json"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    res = json.loads(out.out)
+    assert res["frozen_before_switch"] is True and res["approximations"][0].startswith("frozen phase")
+    assert "warning: frozen phase" in out.err
+    assert main(["theory", "dmft", "--alpha", "0.2", "--schedule", "constant:w=2", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["approximations"] == [] and out.err == ""
+
+
 def test_gaussian_json_keys(capsys):
     pytest.importorskip("cfglab.theory.gaussian")
     rc, out, _ = _json(capsys, ["theory", "gaussian", "--schedule", "constant:w=2", "--sampler", "ode", "--json"])

@@ -20,6 +20,7 @@ def run(args) -> int:
 
     matplotlib.use("Agg")
     from cfglab.report import get_profile, reproduce
+    from cfglab.report.base import LABELS
 
     profile = get_profile(args.profile)
     with progress_bar(f"reproduce ({profile.name})", enabled=not args.json) as update:
@@ -27,7 +28,7 @@ def run(args) -> int:
     summary = {"out": str(args.out), "profile": profile.name, "wall_s": round(report["wall_s"], 1),
                "index": f"{args.out}/index.html",
                **{f"{name}": s["status"] if s["status"] != "ok" else
-                  {True: "supported", False: "not supported", None: "undecided"}[s["supported"]]
+                  LABELS[s["supported"]]
                   for name, s in report["sections"].items()}}
     emit(summary, args.json, title="cfglab reproduce")
     return 0

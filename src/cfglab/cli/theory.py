@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from cfglab._validate import CfglabInputError, positive
 from cfglab.cli._common import add_json_flag, emit, integer, number, progress_bar, write_json_atomic
@@ -37,7 +38,7 @@ def _ints(text: str) -> list[int]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("theory", help="theory of guided diffusion: gaussian | transition | dmft | potential | validate")
+    p = sub.add_parser("theory", help="theory of guided diffusion: gaussian | transition | dmft | windows | potential | validate | scaling")
     tsub = p.add_subparsers(dest="theory_command", required=True, parser_class=type(p))
 
     g = tsub.add_parser("gaussian", help="infinite-class (Gaussian) limit: final mean overlap and variance")
@@ -69,6 +70,27 @@ def register(sub) -> None:
     u.add_argument("--out", required=True, help="PNG file")
     add_json_flag(u)
     u.set_defaults(func=run_potential)
+
+    wd = tsub.add_parser("windows", help="negative-window phase diagram over alpha/alpha_c, sigma_switch, w_neg (DMFT)")
+    wd.add_argument("--ratios", type=_floats, default=None, help="alpha/alpha_c values (default 0.1,0.3,0.5,0.7,0.9,1.2,1.5)")
+    wd.add_argument("--switches", type=_floats, default=None, help="sigma_switch values (default 0.3,0.8,1.5,3,6)")
+    wd.add_argument("--w-negs", type=_floats, default=None, help="window weights in [-1, 0) (default -1,-0.5,-0.2)")
+    wd.add_argument("--samplers", default="sde,ode", help="comma-separated: sde, ode (default both)")
+    wd.add_argument("--w-pos", type=number, default=2.0, help="constant base weight (default 2)")
+    wd.add_argument("--T", type=number, default=6.0)
+    _ensemble_args(wd, alpha=False)
+    wd.add_argument("--simulate", action="store_true",
+                    help="also run the standard exact-score checks (a few minutes on 2 cores)")
+    wd.add_argument("--out", default=None, help="PNG file for the diagram")
+    add_json_flag(wd)
+    wd.set_defaults(func=run_windows)
+
+    sc = tsub.add_parser("scaling", help="fit the d-exponent of the theory–simulation error (from theory validate)")
+    sc.add_argument("table", help="table.json written by `cfglab theory validate --out DIR`")
+    sc.add_argument("--out", default=None, help="PNG file: error against d, both theories")
+    sc.add_argument("--n-boot", type=integer, default=2000, help="bootstrap resamples of the seeds")
+    add_json_flag(sc)
+    sc.set_defaults(func=run_scaling)
 
     v = tsub.add_parser("validate", help="DMFT against exact-score simulation at several d (finite-size scaling)")
     v.add_argument("--alphas", type=_floats, default=[0.1, 0.2], help="comma-separated rates")
@@ -118,9 +140,53 @@ def run_dmft(args) -> int:
     pred = solve_dmft(args.alpha, sigma2=args.sigma2, s2=args.s2, schedule=args.schedule, sampler=args.sampler,
                       T=args.T, d=args.d, steps=args.steps, start=args.start)
     out = {"alpha": args.alpha, "d": args.d, **pred.to_dict()}
+    for note in pred.approximations:
+        print(f"warning: {note}", file=sys.stderr)
     if args.trajectory:
         write_json_atomic(args.trajectory, {"config": _vars_clean(args), **pred.to_dict(trajectory=True)["trajectory"]})
     emit(out, args.json, title=f"DMFT ({args.schedule}, {args.sampler})")
+    return 0
+
+
+def run_windows(args) -> int:
+    from cfglab.experiments.window_checks import STANDARD_CHECKS, simulate_checks
+    from cfglab.theory.windows import STANDARD, WindowGrid, plot_diagram, window_diagram
+
+    given = {"ratios": args.ratios, "switches": args.switches, "w_negs": args.w_negs}
+    grid = WindowGrid(**{k: tuple(v) for k, v in given.items() if v is not None},
+                      samplers=tuple(x.strip() for x in args.samplers.split(",") if x.strip()),
+                      w_pos=args.w_pos, sigma2=args.sigma2, s2=args.s2, T=args.T)
+    if args.simulate and (grid.w_pos, grid.sigma2, grid.s2) != (STANDARD.w_pos, STANDARD.sigma2, STANDARD.s2):
+        raise CfglabInputError("--simulate runs the standard checks: keep --w-pos 2, --sigma2 0.5, --s2 1")
+    with progress_bar("window diagram", enabled=not args.json) as update:
+        out = window_diagram(grid, progress=update)
+    if args.simulate:
+        with progress_bar("simulation checks", enabled=not args.json) as update:
+            out["simulations"] = simulate_checks(list(STANDARD_CHECKS), grid, progress=update)
+    if args.out:
+        plot_diagram(out, args.out)
+        out["figure"] = args.out
+    emit(out, args.json, title="negative-window phase diagram")
+    return 0
+
+
+def run_scaling(args) -> int:
+    import json
+
+    from cfglab.theory.scaling import error_table, fit_exponents, plot_errors
+
+    try:
+        with open(args.table) as fh:
+            rows = json.load(fh)["rows"]
+    except (OSError, ValueError, KeyError) as err:
+        raise CfglabInputError(f"cannot read validation rows from {args.table!r}: {err}") from None
+    table = error_table(rows)
+    fits = fit_exponents(rows, n_boot=args.n_boot)
+    out = {"table": table, "exponents": fits}
+    if args.out:
+        plot_errors(table, fits, args.out)
+        out["figure"] = args.out
+    emit(out, args.json, title="theory–simulation error against d")
     return 0
 
 

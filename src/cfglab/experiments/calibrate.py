@@ -15,8 +15,11 @@ The result is a :class:`~cfglab.guidance.schedules.NegativeWindow` whose ``sigma
 interval base's upper edge; ``str(schedule)`` is accepted by every ``--schedule``.
 
 In the exponential regime the CFG force vanishes once the target class has taken over the
-posterior (OU time ``t_switch`` of the DMFT): a window that starts later does nothing there,
-so the solved switch always lies above the guided class-resolution noise level.
+posterior (OU time ``t_switch`` of the DMFT): a window that switches below the base's guided
+class-resolution level σ_res does nothing, so a solved switch lies above σ_res.  σ_res falls
+with α (``cfglab theory windows``; docs/schedules.md): the same late window is inert at
+α/α_c ≈ 0.36 and acts near and above α_c.  DMFT calibrations report ``frozen_before_switch``
+when the prediction passes through the frozen phase, which the DMFT does not control.
 """
 
 from __future__ import annotations
@@ -57,12 +60,13 @@ class Calibration:
     base_mean_overlap: float  # the positive base alone
     base_var_ratio: float
     regime: str = "infinite"
+    frozen_before_switch: bool | None = None  # DMFT only: the result rests on the frozen-phase approximation
 
     def to_dict(self) -> dict:
         return {"schedule": str(self.schedule), "sigma_switch": self.sigma_switch, "w_neg": self.schedule.w_neg,
                 "mean_overlap": self.mean_overlap, "var_ratio": self.var_ratio,
                 "base_mean_overlap": self.base_mean_overlap, "base_var_ratio": self.base_var_ratio,
-                "regime": self.regime}
+                "regime": self.regime, "frozen_before_switch": self.frozen_before_switch}
 
 
 def predict(schedule, *, regime: str = "infinite", alpha: float | None = None, sigma2: float = 0.5,
@@ -164,7 +168,19 @@ def calibrate(base, *, regime: str = "infinite", alpha: float | None = None, w_n
         raise CfglabInputError(
             f"the calibrated window {window} restores the variance but its mean overlap {m:.4g} <= 1 loses the "
             f"separability gain of the base (overlap {base_m:.4g}); use a larger base weight or a weaker w_neg")
-    return Calibration(window, window.sigma_switch, m, v, base_m, base_v, regime)
+    return Calibration(window, window.sigma_switch, m, v, base_m, base_v, regime,
+                       _frozen(regime, window, alpha, sigma2, s2, sampler, T, d, steps, target_s2))
+
+
+def _frozen(regime, window, alpha, sigma2, s2, sampler, T, d, steps, target_s2) -> bool | None:
+    """DMFT regime: whether the calibrated window's prediction passes through the frozen phase."""
+    if regime != "dmft":
+        return None
+    from cfglab.theory.dmft import solve_dmft
+
+    kw = {} if target_s2 is None else {"target_s2": target_s2}
+    return solve_dmft(alpha, sigma2=sigma2, s2=s2, schedule=window, sampler=sampler, T=T, d=d, steps=steps,
+                      **kw).frozen_before_switch
 
 
 def _solve_switch(theory: Callable, w_pos: float, w_neg: float, sigma_hi: float, T: float,

@@ -4,6 +4,10 @@ A section is a :class:`Section`: the modules it needs, the sweep tasks it wants 
 (``tasks(profile) -> list[Task]``) and ``analyze(profile, rows, figdir) -> SectionResult``,
 which turns the finished rows (a DataFrame) into figures, numbers and one sentence whose
 verdict is computed from those numbers.
+
+Every verdict is three-way — supported, contradicted or inconclusive — and comes with its
+rule, written next to it in the report.  A quantity measured with one seed has no standard
+error (NaN, never 0), so every test that needs one comes out inconclusive.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ import numpy as np
 from cfglab._io import write_atomic
 from cfglab.sweep import Task, tasks_from_dict
 
-__all__ = ["Figure", "SectionResult", "Section", "sim_tasks", "save_figure", "group_stats", "verdict"]
+__all__ = ["Figure", "SectionResult", "Section", "sim_tasks", "save_figure", "group_stats", "verdict", "LABELS",
+           "sign_test", "all_of", "K_SE"]
+
+K_SE = 2.0  # a difference counts when it exceeds K_SE standard errors
+LABELS = {True: "supported", False: "contradicted", None: "inconclusive"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class SectionResult:
     sentence: str
     supported: bool | None  # None: the measurement cannot decide (or no theory to compare)
     notes: list[str] = field(default_factory=list)
+    rule: str = ""  # how ``supported`` was computed from ``numbers``, printed next to the verdict
 
 
 @dataclass(frozen=True)
@@ -73,16 +82,31 @@ def save_figure(fig, figdir: Path, name: str) -> str:
 
 
 def group_stats(rows, by: str | list[str], column: str):
-    """Mean and standard error of ``column`` per group (over seeds)."""
+    """Mean and standard error of ``column`` per group (over seeds); one seed gives ``sem`` = NaN."""
     g = rows.groupby(by)[column]
     stats = g.agg(["mean", "std", "count"]).reset_index()
-    stats["sem"] = (stats["std"] / np.sqrt(stats["count"])).fillna(0.0)
+    stats["sem"] = stats["std"] / np.sqrt(stats["count"])  # NaN for a single seed: unknown, not 0
     return stats
+
+
+def sign_test(diff: float, se: float, k: float = K_SE) -> bool | None:
+    """True if ``diff > k·se``, False if ``diff < −k·se``, None otherwise or when ``se`` is unknown (NaN, ≤ 0)."""
+    if not (math.isfinite(diff) and math.isfinite(se) and se > 0):
+        return None
+    return True if diff > k * se else (False if diff < -k * se else None)
+
+
+def all_of(parts) -> bool | None:
+    """Combine verdicts: contradicted if any part is, supported if all are, otherwise inconclusive."""
+    parts = list(parts)
+    if any(p is False for p in parts):
+        return False
+    return True if parts and all(p is True for p in parts) else None
 
 
 def verdict(ok: bool | None) -> str:
     """The word used in sentences for a computed verdict."""
-    return {True: "support", False: "do not support", None: "are inconclusive about"}[ok]
+    return {True: "support", False: "contradict", None: "are inconclusive about"}[ok]
 
 
 def fmt(x: float | None, digits: int = 3) -> str:

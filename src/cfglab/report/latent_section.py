@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cfglab._io import write_atomic, write_json_atomic
-from cfglab.report.base import Figure, Section, SectionResult, fmt, save_figure, verdict
+from cfglab.report.base import Figure, Section, SectionResult, fmt, save_figure, sign_test, verdict
 
 __all__ = ["LATENT"]
 
@@ -105,9 +105,7 @@ def _verdict(study: dict) -> tuple[bool | None, dict | None]:
         return None, None
     best = max(windows, key=lambda c: c["delta_vendi"]["mean"])
     d = best["delta_vendi"]
-    if d["sem"] is None or not math.isfinite(d["sem"]):
-        return None, best
-    return bool(d["mean"] > 2 * d["sem"]), best
+    return sign_test(d["mean"], math.nan if d["sem"] is None else d["sem"]), best
 
 
 def _analyze(profile, rows, figdir) -> SectionResult:
@@ -140,7 +138,12 @@ def _analyze(profile, rows, figdir) -> SectionResult:
         shown = [s for s in dict.fromkeys(shown) if s in images]
         figures.append(Figure(_grid(images, shown, figdir),
                               f"Samples (rows: classes) for {', '.join(shown)}, first seed. {sentence}"))
-    return SectionResult(figures, numbers, sentence, ok)
+    return SectionResult(figures, numbers, sentence, ok, rule=LATENT_RULE)
+
+
+LATENT_RULE = ("supported if the best in-range negative window raises the Vendi score at equal separability by more "
+               "than 2 standard errors (paired over seeds), contradicted if it lowers it by more than 2 s.e., otherwise "
+               "(no window in range, one seed, or no detectable difference) inconclusive.")
 
 
 LATENT = Section(

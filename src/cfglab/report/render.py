@@ -10,13 +10,13 @@ from cfglab._io import write_text_atomic
 
 __all__ = ["write_markdown", "write_html"]
 
-_STATUS = {True: "supported", False: "NOT supported", None: "undecided"}
+from cfglab.report.base import LABELS as _STATUS
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 figure{margin:1em 0}img{max-width:100%}figcaption{font-size:.92em;color:#333}
 .badge{display:inline-block;padding:.1em .5em;border-radius:.3em;font-size:.8em;color:#fff}
-.supported{background:#2a7}.not-supported{background:#c33}.undecided{background:#888}
+.supported{background:#2a7}.contradicted{background:#c33}.inconclusive{background:#888}
 .not-available,.skipped{background:#b80}.error{background:#c33}pre{background:#f4f4f4;padding:.6em;overflow-x:auto;font-size:.8em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;font-size:.9em}"""
 
@@ -40,6 +40,8 @@ def write_markdown(path: Path, report: dict) -> None:
     lines += [f"| {s['title']} | {_label(s)} |" for s in report["sections"].values()]
     for s in report["sections"].values():
         lines += ["", f"## {s['title']}", "", f"*Claim.* {s['claim']}", "", f"**Verdict: {_label(s)}.**"]
+        if s.get("rule"):
+            lines += ["", f"*Rule.* {s['rule']}"]
         if s.get("sentence") and not s.get("figures"):
             lines += ["", s["sentence"]]
         for fig in s.get("figures", []):
@@ -61,6 +63,8 @@ def _section_html(root: Path, s: dict) -> list[str]:
     out = [f'<h2 id="{s["name"]}">{html.escape(s["title"])} '
            f'<span class="badge {label.lower().replace(" ", "-")}">{html.escape(label)}</span></h2>',
            f"<p><em>Claim.</em> {html.escape(s['claim'])}</p>"]
+    if s.get("rule"):
+        out.append(f"<p><em>Rule.</em> {html.escape(s['rule'])}</p>")
     if s.get("sentence") and not s.get("figures"):
         out.append(f"<p>{html.escape(s['sentence'])}</p>")
     for fig in s.get("figures", []):

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from cfglab.report.base import Figure, fmt, save_figure, verdict
+from cfglab.report.base import Figure, fmt, save_figure, sign_test, verdict
 from cfglab.sweep import tasks_from_dict
 
 __all__ = ["rules_tasks", "rules_figure", "dmft_shrinkage"]
@@ -54,7 +54,7 @@ def _table(rows) -> dict:
         lab = entry["label"]
         ms = np.array([next(r for r in run if r["label"] == lab)["mean_overlap"] for run in runs], float)
         vs = np.array([next(r for r in run if r["label"] == lab)["var_perp_ratio"] or math.nan for run in runs], float)
-        se = (lambda a: float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else 0.0)
+        se = (lambda a: float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else math.nan)  # one seed: unknown
         out[lab] = (entry["family"], float(ms.mean()), se(ms), float(vs.mean()), se(vs))
     return out
 
@@ -82,16 +82,16 @@ def rules_figure(profile, rows, figdir) -> tuple[Figure, dict, bool | None, str]
     nonneg = [t for t in table.values() if t[0] in NONNEG and math.isfinite(t[3])]
     numbers = {lab: {"family": t[0], "mean_overlap": t[1], "var_perp_ratio": t[3]} for lab, t in table.items()}
     if not windows:
-        return Figure(path, "Guidance rules in the exponential regime."), numbers, None, "no window keeps m > 1.02"
+        sentence = f"No window keeps m > 1.02; these numbers {verdict(None)} the negative-window claim in this regime."
+        return Figure(path, f"Guidance rules in the exponential regime. {sentence}"), numbers, None, sentence
     best = min(windows, key=lambda lab: abs(windows[lab][3] - 1))
     m_b, v_b, se_b = windows[best][1], windows[best][3], windows[best][4]
     rivals = [t for t in nonneg if t[1] >= m_b - 0.02]
     ok, rival_v = None, None
-    if rivals:  # beyond 2 standard errors either way, otherwise undecided
+    if rivals:  # beyond 2 standard errors either way, otherwise (one seed included) inconclusive
         rival = max(rivals, key=lambda t: t[3])
-        rival_v, gap = rival[3], v_b - rival[3]
-        se = math.hypot(se_b, rival[4])
-        ok = True if gap > 2 * se else (False if gap < -2 * se else None)
+        rival_v = rival[3]
+        ok = sign_test(v_b - rival[3], math.hypot(se_b, rival[4]))
     others = "; ".join(f"{lab}: m = {fmt(t[1])}, var⊥/σ² = {fmt(t[3])}" for lab, t in table.items()
                        if t[0] in ("power_law", "apg"))
     sentence = (f"In the exponential regime (α = {cfg.alpha:g}, d = {cfg.compare_d}) the window closest to the target "

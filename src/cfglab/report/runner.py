@@ -48,7 +48,7 @@ def _missing(section: Section) -> str | None:
 
 def _entry(section: Section, status: str, **extra) -> dict:
     return {"name": section.name, "title": section.title, "claim": section.claim, "status": status,
-            "supported": None, "sentence": "", "figures": [], "numbers": {}, "notes": [], **extra}
+            "supported": None, "rule": "", "sentence": "", "figures": [], "numbers": {}, "notes": [], **extra}
 
 
 def _plan(sections: list[Section], profile: Profile, entries: dict) -> dict:
@@ -93,7 +93,7 @@ def _analyze(section: Section, profile: Profile, rows, figdir: Path) -> dict:
         result: SectionResult = section.analyze(profile, rows, figdir)
     except Exception:
         return _entry(section, "error", error=traceback.format_exc())
-    return _entry(section, "ok", supported=result.supported, sentence=result.sentence,
+    return _entry(section, "ok", supported=result.supported, rule=result.rule, sentence=result.sentence,
                   figures=[dataclasses.asdict(f) for f in result.figures], numbers=result.numbers,
                   notes=list(result.notes))
 

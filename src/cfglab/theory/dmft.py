@@ -17,8 +17,14 @@ over (ρ → 0, ``s_u = s_c``, no CFG force) when its log-weight per dimension
 
 Finite d (``d=D``): the per-sample log-odds is ``ℓ = d (e_c − f) + √d ξ`` with Gaussian ξ
 (fluctuations of ``x·μ_c`` and ``|x⊥|²``), so the mean weight is
-``π̄ = E σ(ℓ)`` and, by Stein's lemma, the switch couples to the parallel fluctuation.  As
-d → ∞ this coupling becomes a kick of ``v∥`` at the switch (see ``docs/theory.md``).
+``π̄ = E σ(ℓ)`` and, by Stein's lemma, the switch couples to the parallel fluctuation.  The
+mean equation carries the same coupling, ``E[ρ y] = ρ̄ m + Cov(ρ, y)``: the term
+``−k w e^{−t} M Cov(ρ, y)/Γ`` with ``Cov(ρ, y) = −E σ'(ℓ) (g_y v∥ + g⊥ C)/s_c`` (O(1/d) in m).
+As d → ∞ this coupling becomes a kick of ``v∥`` at the switch (see ``docs/theory.md``).
+
+Frozen phase: when the non-target REM freezes (θ* < 1) while it still dominates, the
+condensed classes' random force is dropped (only its mean ``M_θ x`` is kept).  Results that
+pass through that region are flagged (``frozen_before_switch``, ``approximations``).
 """
 
 from __future__ import annotations
@@ -34,7 +40,10 @@ from cfglab.guidance.schedules import as_schedule
 from cfglab.noise import exponential_K
 from cfglab.theory.rem import gamma, rem_free_energy
 
-__all__ = ["DMFTPrediction", "solve_dmft", "kl_per_dim_prediction"]
+__all__ = ["DMFTPrediction", "solve_dmft", "kl_per_dim_prediction", "FROZEN_NOTE"]
+
+FROZEN_NOTE = ("frozen phase: the non-target REM froze before the target took over; the condensed classes' "
+               "random force is dropped (uncontrolled approximation)")
 
 N_GRID = 3000  # Heun steps on [0, T] for the continuous-time solution
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(48)  # E over N(0, 1)
@@ -53,10 +62,15 @@ class DMFTPrediction:
     trajectory: dict = field(repr=False)  # arrays over the grid, t decreasing from T to 0
     frozen_before_switch: bool = False  # the non-target REM froze while it still dominated
 
+    @property
+    def approximations(self) -> list[str]:
+        """Approximations beyond the DMFT closure that this result rests on (empty: none)."""
+        return [FROZEN_NOTE] if self.frozen_before_switch else []
+
     def to_dict(self, trajectory: bool = False) -> dict:
         out = {"mean_overlap": self.mean_overlap, "var_perp": self.var_perp, "var_parallel": self.var_parallel,
                "kl_per_dim": self.kl_per_dim, "t_switch": self.t_switch,
-               "frozen_before_switch": self.frozen_before_switch}
+               "frozen_before_switch": self.frozen_before_switch, "approximations": self.approximations}
         if trajectory:
             out["trajectory"] = {k: np.asarray(v).tolist() for k, v in self.trajectory.items()}
         return out
@@ -126,6 +140,7 @@ class _Coeffs:
     loc: _Local
     pi: float  # mean target weight π̄
     J: float  # m-drift jump between ρ = 1 and ρ = 0
+    stein_m: float = 0.0  # −k w e^{−t} M Cov(ρ, y)/Γ: the mean drift's covariance term (finite d)
 
 
 def _coeffs(t: float, y: np.ndarray, w: float, S: _Setup, rho_hard: float | None) -> _Coeffs:
@@ -140,15 +155,18 @@ def _coeffs(t: float, y: np.ndarray, w: float, S: _Setup, rho_hard: float | None
     c = math.exp(-t) / loc.G * (1 + w * rho)
     J = k * w * math.exp(-t) / loc.G * (1 - loc.M * m)
     couple = math.sqrt(S.st2) * (S.d or 0) * J * dpi
+    # E[ρ y] = ρ̄ m + Cov(ρ, y), Cov(ρ, y) = −E σ'(ℓ) (g_y v∥ + g⊥ C)/s_c by Stein's lemma (docs/theory.md)
+    cov_rho_y = -dpi * (loc.g_y * vq + loc.g_perp * C) / math.sqrt(S.st2)
+    stein_m = -k * w * math.exp(-t) * loc.M / loc.G * cov_rho_y
     return _Coeffs(1 - k * lam, k * c, couple * loc.g_y, couple * loc.g_perp, 2.0 if k == 2 else 0.0,
-                   loc, pi, J)
+                   loc, pi, J, stein_m)
 
 
 def _rhs(co: _Coeffs, y: np.ndarray) -> np.ndarray:
     """d/dτ of the state ``[m, v⊥, v∥, C]`` (C = Cov(δy, ζ), ζ the |x⊥|² fluctuation)."""
     m, vp, vq, C = y
     lin_par = co.lin - co.couple_y
-    return np.array([co.lin * m + co.force, 2 * co.lin * vp + co.noise,
+    return np.array([co.lin * m + co.force + co.stein_m, 2 * co.lin * vp + co.noise,
                      2 * lin_par * vq - 2 * co.couple_perp * C + co.noise, lin_par * C - co.couple_perp])
 
 
@@ -157,7 +175,7 @@ def _em_map(co: _Coeffs, y: np.ndarray, h: float) -> np.ndarray:
     m, vp, vq, C = y
     beta, gam = 1 + h * co.lin, 1 + h * (co.lin - co.couple_y)
     kick = -h * co.couple_perp
-    return np.array([m + h * (co.lin * m + co.force), beta**2 * vp + 2 * h,
+    return np.array([m + h * (co.lin * m + co.force + co.stein_m), beta**2 * vp + 2 * h,
                      gam**2 * vq + 2 * gam * kick * C + kick**2 + 2 * h, gam * C + kick])
 
 
