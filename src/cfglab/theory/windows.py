@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-
 from cfglab._validate import CfglabInputError, positive
 
 __all__ = ["WindowGrid", "STANDARD", "window_diagram", "window_point", "plot_diagram", "INF"]
