@@ -51,10 +51,12 @@ def _summary(result: dict) -> dict:
 
 def run(args) -> int:
     from cfglab._validate import positive
+
+    budget_bytes = int(positive("budget-mb", args.budget_mb) * 2**20)  # checked before torch loads
     from cfglab.bench import BenchConfig, plot_scaling, run_bench
 
     cfg = BenchConfig(K=args.K, N=args.N, d=args.d, dtype=args.dtype, device=args.device, repeats=args.repeats,
-                      peer_memory_gb=args.peer_memory_gb, budget_bytes=int(positive("budget-mb", args.budget_mb) * 2**20),
+                      peer_memory_gb=args.peer_memory_gb, budget_bytes=budget_bytes,
                       scaling=not args.no_scaling, sklearn=not args.no_sklearn,
                       threads=args.threads, clock=args.clock)
     if args.plot and args.no_scaling:
