@@ -628,7 +628,7 @@ def plot_sampler_profile(result: dict, path: str) -> None:
     left.semilogy(dims, [scale * r["kernel_flops_per_step"] for r in rows], "k--", label="∝ 4·N·K·d")
     rate = result["growth"].get("fitted_rate")
     left.set(xlabel="d", ylabel="seconds per step",
-             title=f"K = e^{{{result['growth']['alpha']}d}}" + (f": fitted rate {rate:.3f}" if rate else ""))
+             title=f"K = $e^{{{result['growth']['alpha']} d}}$" + (f": fitted rate {rate:.3f}" if rate else ""))
     left.legend()
     bottom = np.zeros(len(rows))
     for phase in PHASES:

@@ -77,18 +77,25 @@ def _summary(result: dict) -> dict:
     return out
 
 
+def _measure(args, label: str, measure, plot) -> dict:
+    """Run ``measure(progress)`` under a progress bar, then the --plot and --output files."""
+    with progress_bar(label, enabled=not args.json) as update:
+        result = measure(update)
+    if args.plot:
+        plot(result, args.plot)
+        result["plot"] = args.plot
+    if args.output:
+        write_json_atomic(args.output, result)
+    return result
+
+
 def _run_sampler(args) -> int:
     from cfglab.bench import SamplerProfileConfig, plot_sampler_profile, run_sampler_profile
 
     cfg = SamplerProfileConfig(dims=tuple(args.dims), alpha=args.alpha, n_samples=args.n_samples, steps=args.steps,
                                seed=0)
-    with progress_bar("profiling simulate", enabled=not args.json) as update:
-        result = run_sampler_profile(cfg, progress=update)
-    if args.plot:
-        plot_sampler_profile(result, args.plot)
-        result["plot"] = args.plot
-    if args.output:
-        write_json_atomic(args.output, result)
+    result = _measure(args, "profiling simulate", lambda update: run_sampler_profile(cfg, progress=update),
+                      plot_sampler_profile)
     if args.json:
         emit(result, True)
         return 0
@@ -117,12 +124,6 @@ def run(args) -> int:
         from cfglab._validate import CfglabInputError
 
         raise CfglabInputError("--plot needs the scaling sweep (drop --no-scaling)")
-    with progress_bar("benchmarking", enabled=not args.json) as update:
-        result = run_bench(cfg, progress=update)
-    if args.plot:
-        plot_scaling(result, args.plot)
-        result["plot"] = args.plot
-    if args.output:
-        write_json_atomic(args.output, result)
+    result = _measure(args, "benchmarking", lambda update: run_bench(cfg, progress=update), plot_scaling)
     emit(result if args.json else _summary(result), args.json, title=f"cfglab bench (K={cfg.K}, N={cfg.N}, d={cfg.d}, {cfg.dtype}, {cfg.device})")
     return 0
