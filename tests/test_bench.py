@@ -11,7 +11,8 @@ from cfglab.lab.kernel import posterior_stats
 
 pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
 
-TINY = dict(K=600, N=48, d=8, repeats=1, K_factors=(0.5, 1), N_factors=(0.5, 1), d_factors=(0.5, 1))
+TINY = dict(K=600, N=48, d=8, repeats=1, K_factors=(0.5, 1), N_factors=(0.5, 1), d_factors=(0.5, 1),
+            fraction_dims=(4, 16), startup_runs=1)
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,17 @@ def test_bench_reports_the_required_keys(result):
     assert result["naive_speedup"] == pytest.approx(result["naive_seconds"] / result["kernel_seconds"])
     assert set(result["scaling"]) == {"K", "N", "d"}
     assert [p["K"] for p in result["scaling"]["K"]["points"]] == [300, 600]
+
+
+def test_bench_reports_fraction_by_d_threads_and_startup(result):
+    assert list(result["fraction_by_d"]) == ["4", "16"]
+    for d, row in result["fraction_by_d_detail"].items():
+        assert row["fraction"] == pytest.approx(row["kernel_gflops"] / row["gemm_gflops"])
+        assert result["fraction_by_d"][d] == row["fraction"] > 0
+    arms = result["by_threads"]
+    assert {"1", "auto"} <= set(arms) and all(arms[k]["gflops"] > 0 for k in arms if isinstance(arms[k], dict))
+    assert 1 <= arms["auto_threads_now"]
+    assert result["startup_s"]["help"] > 0 and result["startup_s"]["theory_transition"] > 0
 
 
 def test_bench_peers_agree_with_the_kernel(result):
@@ -61,14 +73,16 @@ def test_peak_memory_sees_a_large_allocation():
 
 
 def test_peers_skipped_when_over_the_memory_limit():
-    res = run_bench(BenchConfig(K=4000, N=64, d=4, repeats=1, peer_memory_gb=1e-4, scaling=False))
+    res = run_bench(BenchConfig(K=4000, N=64, d=4, repeats=1, peer_memory_gb=1e-4, scaling=False, fraction_dims=(),
+                                thread_comparison=False, startup_runs=0))
     assert res["naive_speedup"] is None and res["sklearn_speedup"] is None and res["kernel_gflops"] > 0
 
 
 def test_cli_bench_prints_one_json_object_and_plots(tmp_path, capsys):
     plot = tmp_path / "scaling.png"
     code = main(["bench", "--K", "400", "--N", "32", "--d", "4", "--repeats", "1", "--no-sklearn",
-                 "--plot", str(plot), "--json", "--threads", "1", "--clock", "cpu"])
+                 "--plot", str(plot), "--json", "--threads", "1", "--clock", "cpu", "--startup-runs", "0",
+                 "--fraction-dims", "4"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["sklearn_speedup"] is None and out["config"]["threads"] == 1
@@ -83,3 +97,30 @@ def test_cli_bench_rejects_bad_input(argv, capsys):
         raise SystemExit(code)
     assert err.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_sampler_profile_phases_are_disjoint_and_cover_the_run(tmp_path):
+    """Phases are disjoint stretches of one thread's timeline: they sum to at most the profiled
+    total (1 % + 1 ms for the profiler's µs timestamps); the rest is Python overhead."""
+    from cfglab.bench import PHASES, SamplerProfileConfig, plot_sampler_profile, run_sampler_profile
+
+    res = run_sampler_profile(SamplerProfileConfig(dims=(6, 10), n_samples=16, steps=2, repeats=1))
+    assert [r["d"] for r in res["rows"]] == [6, 10] and [r["K"] for r in res["rows"]] == [4, 8]
+    for row in res["rows"]:
+        phases = row["phases_s_per_step"]
+        measured = sum(phases[k] for k in PHASES if k != "python_overhead")
+        assert all(phases[k] >= 0 for k in PHASES if k != "python_overhead")
+        assert phases["kernel"] > 0 and phases["observables"] > 0 and phases["sampler_arithmetic"] > 0
+        assert measured <= phases["total"] * 1.01 + 1e-3 / 2  # per step: 2 steps share the 1 ms
+        assert sum(phases[k] for k in PHASES) == pytest.approx(phases["total"])
+        assert sum(row["phase_fractions"].values()) == pytest.approx(1.0)
+    assert set(res["growth"]) == {"alpha", "fitted_rate", "flops_rate"}
+    plot_sampler_profile(res, tmp_path / "sampler.png")
+    assert (tmp_path / "sampler.png").stat().st_size > 1000
+
+
+def test_cli_bench_sampler_json(capsys):
+    code = main(["bench", "--sampler", "--dims", "6", "--n-samples", "8", "--steps", "2", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"][0]["d"] == 6 and "fitted_rate" not in out["growth"]

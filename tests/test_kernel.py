@@ -232,3 +232,40 @@ def test_cuda_matches_cpu():
     gpu = posterior_stats(x.cuda(), means.cuda(), None, 1.0, 0.5, log_w.cuda())
     torch.testing.assert_close(gpu.mean.cpu(), cpu.mean, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(gpu.log_norm.cpu(), cpu.log_norm, rtol=1e-5, atol=1e-4)
+
+
+def test_kernel_threads_leave_busy_cores_to_other_jobs(monkeypatch):
+    """Load-aware thread count (docs/performance.md, robust under load): cores minus the
+    runnable tasks of other processes, never more than torch's count, at least 1."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    monkeypatch.setattr(kernel_mod.os, "sched_getaffinity", lambda pid: set(range(4)))
+    monkeypatch.delenv("CFGLAB_KERNEL_THREADS", raising=False)
+    for others, expected in [(0, 4), (1, 3), (3, 1), (50, 1)]:
+        monkeypatch.setattr(kernel_mod, "_other_runnable", lambda others=others: others)
+        assert kernel_mod.kernel_threads() == expected, others
+    with kernel_mod.fixed_threads(6):
+        assert kernel_mod.kernel_threads() == 6
+    monkeypatch.setenv("CFGLAB_KERNEL_THREADS", "2")
+    assert kernel_mod.kernel_threads() == 2
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    monkeypatch.delenv("CFGLAB_KERNEL_THREADS")
+    monkeypatch.setattr(kernel_mod, "_other_runnable", lambda: 0)
+    assert kernel_mod.kernel_threads() == 1
+
+
+def test_other_runnable_excludes_this_process():
+    assert 0 <= kernel_mod._other_runnable() < 10_000
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_kernel_agrees_across_thread_counts_and_restores_torch_threads(dtype):
+    """1 or 2 threads change only the BLAS blocking: agreement within the rounding tolerance."""
+    x, means, log_w = problem(3000, 40, 16, dtype)
+    before = torch.get_num_threads()
+    with kernel_mod.fixed_threads(1):
+        one = posterior_stats(x, means, None, 0.7, 0.5, log_w, chunk_size=512)
+    with kernel_mod.fixed_threads(2):
+        two = posterior_stats(x, means, None, 0.7, 0.5, log_w, chunk_size=512)
+    assert torch.get_num_threads() == before
+    check(one, reference(x, means, 0.7, 0.5, log_w), dtype)
+    check(two, (one.mean.double(), one.log_norm.double(), None), dtype)

@@ -8,42 +8,27 @@ extra), :mod:`cfglab.integrations` (diffusers), :mod:`cfglab.sweep`, :mod:`cfgla
 :mod:`cfglab.report`; their layering is described in ``docs/design.md``.
 """
 
+from cfglab._lazy import lazy_exports
 from cfglab._validate import CfglabInputError
-from cfglab.guidance import (
-    APG,
-    CFG,
-    CFGDenoiser,
-    Constant,
-    Cosine,
-    FromCallable,
-    Interval,
-    Linear,
-    NegativeWindow,
-    PaperLinear,
-    PiecewiseConstant,
-    PowerLawCFG,
-    Schedule,
-    as_schedule,
-    parse_schedule,
-)
-from cfglab.experiments.calibrate import Calibration, calibrate
-from cfglab.lab import (
-    GaussianMixture,
-    InfiniteClassMixture,
-    SimulationConfig,
-    TrajectoryRecorder,
-    distortion,
-    explicit_mixture,
-    exponential_mixture,
-    infinite_class_mixture,
-    random_mixture,
-    sample_ode,
-    sample_sde,
-    sigma_grid,
-    simulate,
-)
-from cfglab.noise import sigma_from_t, t_from_sigma
-from cfglab.theory import solve_dmft, solve_gaussian, transition
+
+# name -> defining module, imported on first use (PEP 562): `cfglab --help` needs no torch
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "cfglab.guidance.rules": ("APG", "CFG", "PowerLawCFG"),
+    "cfglab.guidance.denoiser": ("CFGDenoiser",),
+    "cfglab.guidance.schedules": ("Constant", "Cosine", "FromCallable", "Interval", "Linear", "NegativeWindow",
+                                  "PaperLinear", "PiecewiseConstant", "Schedule", "as_schedule",
+                                  "parse_schedule"),
+    "cfglab.experiments.calibrate": ("Calibration", "calibrate"),
+    "cfglab.lab.ensembles": ("GaussianMixture", "InfiniteClassMixture", "explicit_mixture", "exponential_mixture",
+                             "infinite_class_mixture", "random_mixture"),
+    "cfglab.lab.observables": ("TrajectoryRecorder", "distortion"),
+    "cfglab.lab.samplers": ("sample_ode", "sample_sde", "sigma_grid"),
+    "cfglab.lab.simulate": ("SimulationConfig", "simulate"),
+    "cfglab.noise": ("sigma_from_t", "t_from_sigma"),
+    "cfglab.theory.dmft": ("solve_dmft",),
+    "cfglab.theory.gaussian": ("solve_gaussian",),
+    "cfglab.theory.transition": ("transition",),
+})
 
 __version__ = "0.1.0"
 

@@ -5,8 +5,11 @@ machine load: the GEMM peak (``torch.matmul``), cfglab's fused kernel
 (:func:`cfglab.lab.kernel.posterior_stats`, means stored or regenerated on the fly), a
 straightforward implementation (materialise the ``N × K`` logits, softmax, matmul) and
 scikit-learn's ``GaussianMixture(covariance_type="spherical").predict_proba`` where they fit
-in memory; plus how the kernel's time grows with K, N and d.  Flops are counted as
-``4 N K d`` (the two matrix products) for every method.
+in memory; plus how the kernel's time grows with K, N and d, its fraction of the GEMM peak
+along d (``fraction_by_d``), its speed with 1 thread, all threads and the load-aware choice
+(``by_threads``) and the command line's start-up time (``startup_s``).  Flops are counted as
+``4 N K d`` (the two matrix products) for every method.  :func:`run_sampler_profile`
+(``cfglab bench --sampler``) times a whole guided ``simulate`` by phase.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import math
 import os
 import platform
 import re
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,9 +34,11 @@ import torch
 from cfglab._io import write_atomic
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.lab.ensembles import SeededMeans, random_means
-from cfglab.lab.kernel import DEFAULT_BUDGET_BYTES, plan_chunks, posterior_stats
+from cfglab.lab.kernel import DEFAULT_BUDGET_BYTES, fixed_threads, kernel_threads, plan_chunks, posterior_stats
+from cfglab.noise import exponential_K
 
-__all__ = ["BenchConfig", "run_bench", "naive_posterior", "sklearn_posterior", "machine_info"]
+__all__ = ["BenchConfig", "run_bench", "naive_posterior", "sklearn_posterior", "machine_info", "startup_seconds",
+           "SamplerProfileConfig", "run_sampler_profile", "plot_sampler_profile"]
 
 Progress = Callable[[int, int], None]
 
@@ -58,6 +66,9 @@ class BenchConfig:
     on_the_fly: bool = True
     threads: int | None = None  # torch threads; None keeps torch's default
     clock: str = "wall"  # "wall", or "cpu" (process CPU time: robust to other load, 1 thread)
+    fraction_dims: tuple[int, ...] = (16, 32, 64, 128, 256, 512)  # fraction_by_d (empty: skip)
+    thread_comparison: bool = True  # by_threads: 1 thread, all threads, the load-aware choice
+    startup_runs: int = 5  # startup_s: median of this many processes (0: skip)
 
     def __post_init__(self):
         for name in ("K", "N", "d", "repeats"):
@@ -353,7 +364,57 @@ def machine_info(device: str = "cpu") -> dict:
 
 def _total_ticks(cfg: BenchConfig) -> int:
     scaling = len(cfg.K_factors) + len(cfg.N_factors) + len(cfg.d_factors) if cfg.scaling else 0
-    return 2 * cfg.repeats + scaling * max(1, cfg.repeats // 2)
+    extra = len(cfg.fraction_dims) + (1 if cfg.thread_comparison else 0)
+    return 2 * cfg.repeats + (scaling + extra) * max(1, cfg.repeats // 2)
+
+
+def _fraction_by_d(cfg: BenchConfig, square_n: int, tick: Callable[[], None]) -> dict:
+    """Kernel GFLOP/s over the GEMM's (square ``square_n``³ product, interleaved) at each d."""
+    opts = dict(dtype=cfg.torch_dtype, device=cfg.device)
+    sq_a, sq_b = torch.randn(square_n, square_n, **opts), torch.randn(square_n, square_n, **opts)
+    rows = {}
+    for d in cfg.fraction_dims:
+        inp = _inputs(cfg, cfg.K, cfg.N, d)
+        times = _interleaved({"kernel": lambda: _kernel(inp, inp.means, cfg.budget_bytes),
+                              "gemm": lambda: torch.matmul(sq_a, sq_b)}, max(1, cfg.repeats // 2), cfg, tick)
+        kernel, gemm = 4 * cfg.N * cfg.K * d / min(times["kernel"]) / 1e9, 2 * square_n**3 / min(times["gemm"]) / 1e9
+        rows[str(d)] = {"kernel_gflops": kernel, "gemm_gflops": gemm, "fraction": kernel / gemm}
+        del inp
+    return rows
+
+
+def _by_threads(cfg: BenchConfig, inp: _Inputs, tick: Callable[[], None]) -> dict:
+    """The kernel with 1 thread, with all cores and with the load-aware choice, interleaved rounds."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    arms = {"1": 1, str(cores): cores, "auto": None}
+
+    def arm(n):
+        def call():
+            with fixed_threads(n):
+                return _kernel(inp, inp.means, cfg.budget_bytes)
+        return call
+
+    times = _interleaved({k: arm(n) for k, n in arms.items()}, max(1, cfg.repeats // 2), cfg, tick)
+    flops = 4 * cfg.N * cfg.K * cfg.d
+    out = {k: {"seconds": min(v), "gflops": flops / min(v) / 1e9, "seconds_per_round": v} for k, v in times.items()}
+    return out | {"auto_threads_now": kernel_threads(), "load_average": list(os.getloadavg())}
+
+
+def startup_seconds(runs: int = 5) -> dict:
+    """Median wall time of whole ``cfglab`` processes: ``--help`` and ``theory transition`` (docs/performance.md)."""
+    commands = {"help": ["--help"], "theory_transition": ["theory", "transition", "--alpha", "0.2", "--json"]}
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the tree this cfglab runs from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    out = {}
+    for name, argv in commands.items():
+        times = []
+        for _ in range(positive_int("startup_runs", runs)):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "cfglab", *argv], env=env, capture_output=True, check=True)
+            times.append(time.perf_counter() - start)
+        out[name] = statistics.median(times)
+        out[f"{name}_runs"] = times
+    return out
 
 
 def run_bench(cfg: BenchConfig, progress: Progress | None = None) -> dict:
@@ -393,8 +454,17 @@ def _run(cfg: BenchConfig, progress: Progress | None, done: list[int], total: in
         "peak_memory_mb": memory["kernel"], "memory_mb": memory,
         "budget_mb": cfg.budget_bytes / 2**20, "plan": asdict(plan),
     } | {k: v for k, v in comp.items() if k not in ("kernel_gflops", "naive_speedup", "sklearn_speedup")}
+    if cfg.thread_comparison and torch.device(cfg.device).type == "cpu":
+        inp = _inputs(cfg, cfg.K, cfg.N, cfg.d)
+        result["by_threads"] = _by_threads(cfg, inp, tick)
+        del inp
+    if cfg.fraction_dims:
+        result["fraction_by_d_detail"] = _fraction_by_d(cfg, gemm["square_n"], tick)
+        result["fraction_by_d"] = {d: r["fraction"] for d, r in result["fraction_by_d_detail"].items()}
     if cfg.scaling:
         result["scaling"] = _scaling(cfg, tick)
+    if cfg.startup_runs:
+        result["startup_s"] = startup_seconds(cfg.startup_runs)
     return result
 
 
@@ -417,6 +487,156 @@ def plot_scaling(result: dict, path: str) -> None:
         ax.set(xlabel=axis, ylabel="seconds", title=f"time vs {axis}" + (f" (slope {slope:.2f})" if slope else ""))
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ the sampler end to end
+
+PHASES = ("kernel", "sampler_arithmetic", "observables", "setup", "python_overhead")
+
+
+@dataclass(frozen=True)
+class SamplerProfileConfig:
+    """``cfglab bench --sampler``: a guided ``simulate`` at K = e^{αd} for each d (docs/performance.md)."""
+
+    dims: tuple[int, ...] = (20, 30, 40, 50, 60)
+    alpha: float = 0.2
+    n_samples: int = 256
+    steps: int = 10
+    w: float = 2.0
+    sampler: str = "sde"
+    dtype: str = "float64"  # `cfglab simulate`'s default
+    repeats: int = 3  # unprofiled runs per d (best is kept)
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.dims:
+            raise CfglabInputError("dims must not be empty")
+        for d in self.dims:
+            positive_int("d", d)
+        for name in ("n_samples", "steps", "repeats"):
+            positive_int(name, getattr(self, name))
+        positive("alpha", self.alpha)
+
+    def simulation(self, d: int):
+        from cfglab.lab.simulate import SimulationConfig
+
+        return SimulationConfig(d=d, alpha=self.alpha, schedule=f"constant:w={self.w}", sampler=self.sampler,
+                                n_samples=self.n_samples, steps=self.steps, seed=self.seed, dtype=self.dtype)
+
+
+def _frame_phase(name: str) -> str | None:
+    """Phase of a profiled Python frame ``"path(line): function"``, or None."""
+    func = name.rsplit(": ", 1)[-1]
+    if "cfglab/lab/simulate.py(" in name and func in ("build_model", "_initial_state"):
+        return "setup"
+    if "cfglab/lab/observables.py(" in name:
+        return "observables"
+    if "cfglab/lab/kernel.py(" in name and func == "posterior_stats":
+        return "kernel"
+    return None
+
+
+def _phase_seconds(events) -> dict[str, float]:
+    """Seconds per phase from torch.profiler events (with stacks).
+
+    A phase frame counts with its whole duration (its Python and its ops) unless an outer
+    frame already claimed it; ``sampler_arithmetic`` is every outermost torch op outside
+    the phase frames.  The phases are disjoint, so they sum to at most the run's time.
+    """
+    out = dict.fromkeys(PHASES[:-1], 0.0)
+    for ev in events:
+        own = _frame_phase(ev.name)
+        is_op = ev.name.startswith("aten::")
+        if own is None and not (is_op and not (ev.cpu_parent and ev.cpu_parent.name.startswith("aten::"))):
+            continue
+        parent, claimed = ev.cpu_parent, False
+        while parent is not None and not claimed:
+            claimed, parent = _frame_phase(parent.name) is not None, parent.cpu_parent
+        if not claimed:
+            out[own or "sampler_arithmetic"] += ev.cpu_time_total / 1e6  # µs -> s
+    return out
+
+
+def _profile_run(sim) -> dict:
+    """One profiled ``simulate(sim, trajectory=True)``: seconds per phase and in all."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from cfglab.lab.simulate import simulate
+
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU], with_stack=True) as prof:
+        simulate(sim, trajectory=True)
+    total = time.perf_counter() - start
+    phases = _phase_seconds(prof.events())
+    return {"total": total, **phases, "python_overhead": total - sum(phases.values())}
+
+
+def run_sampler_profile(cfg: SamplerProfileConfig, progress: Progress | None = None) -> dict:
+    """Per-step time of a guided ``simulate`` against d at K = e^{αd}, and its phases (docs/performance.md).
+
+    Growth: the fitted slope of log(seconds per step) against d, next to the slope of the
+    kernel's ``4 N K d`` flops (α + 1/d on average).  Phases come from one run under
+    ``torch.profiler`` (which slows Python, so ``python_overhead`` is an upper bound).
+    """
+    from cfglab.lab.simulate import simulate
+
+    rows = []
+    _profile_run(cfg.simulation(cfg.dims[0]))  # the profiler's first start is slow
+    for i, d in enumerate(cfg.dims):
+        sim = cfg.simulation(d)
+        simulate(sim)  # warm-up
+        best = min(_timed_wall(lambda: simulate(sim)) for _ in range(cfg.repeats))
+        prof = _profile_run(sim)
+        K = exponential_K(cfg.alpha, d)
+        rows.append({"d": d, "K": K, "seconds_per_step": best / cfg.steps,
+                     "kernel_flops_per_step": 4 * cfg.n_samples * K * d,
+                     "phases_s_per_step": {k: prof[k] / cfg.steps for k in ("total", *PHASES)},
+                     "phase_fractions": {k: prof[k] / prof["total"] for k in PHASES}})
+        if progress:
+            progress(i + 1, len(cfg.dims))
+    dims = np.array([r["d"] for r in rows], dtype=float)
+    growth = {"alpha": cfg.alpha}
+    if len(rows) > 1:
+        growth["fitted_rate"] = float(np.polyfit(dims, np.log([r["seconds_per_step"] for r in rows]), 1)[0])
+        growth["flops_rate"] = float(np.polyfit(dims, np.log([r["kernel_flops_per_step"] for r in rows]), 1)[0])
+    return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+            "machine": machine_info(), "rows": rows, "growth": growth}
+
+
+def _timed_wall(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def plot_sampler_profile(result: dict, path: str) -> None:
+    """Seconds per step against d (with the 4NKd flops line) and the phase split per d."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    dims = [r["d"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    per_step = [r["seconds_per_step"] for r in rows]
+    left.semilogy(dims, per_step, "o-", label="seconds per step")
+    scale = per_step[-1] / rows[-1]["kernel_flops_per_step"]
+    left.semilogy(dims, [scale * r["kernel_flops_per_step"] for r in rows], "k--", label="∝ 4·N·K·d")
+    rate = result["growth"].get("fitted_rate")
+    left.set(xlabel="d", ylabel="seconds per step",
+             title=f"K = $e^{{{result['growth']['alpha']} d}}$" + (f": fitted rate {rate:.3f}" if rate else ""))
+    left.legend()
+    bottom = np.zeros(len(rows))
+    for phase in PHASES:
+        frac = np.array([max(0.0, r["phase_fractions"][phase]) for r in rows])
+        right.bar([str(d) for d in dims], frac, bottom=bottom, label=phase.replace("_", " "))
+        bottom += frac
+    right.set(xlabel="d", ylabel="fraction of a profiled step", title="phases")
+    right.legend(fontsize=7)
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)

@@ -12,35 +12,42 @@ regime has ``K = ⌈e^{αd}⌉`` classes (:func:`exponential_K`).
 from __future__ import annotations
 
 import math
-
-import torch
+import sys
 
 from cfglab._validate import CfglabInputError, positive, positive_int
 
 __all__ = ["sigma_from_t", "t_from_sigma", "ou_time_grid", "exponential_K"]
 
 
+def _torch_if_tensor(x):
+    """torch when ``x`` is a tensor, else None (floats never import torch: fast start-up)."""
+    torch = sys.modules.get("torch")
+    return torch if torch is not None and isinstance(x, torch.Tensor) else None
+
+
 def sigma_from_t(t):
     """VE noise level σ(t) = sqrt(e^{2t} − 1) of OU time ``t`` (float or tensor)."""
-    if isinstance(t, torch.Tensor):
+    if torch := _torch_if_tensor(t):
         return torch.sqrt(torch.expm1(2 * t))
     return math.sqrt(math.expm1(2 * t))
 
 
 def t_from_sigma(sigma):
     """OU time t(σ) = log(1 + σ²) / 2 of noise level ``sigma`` (float or tensor)."""
-    if isinstance(sigma, torch.Tensor):
+    if torch := _torch_if_tensor(sigma):
         return 0.5 * torch.log1p(sigma**2)
     return 0.5 * math.log1p(sigma**2)
 
 
-def ou_time_grid(T: float, steps: int, *, t_min: float = 0.0, dtype=torch.float64) -> torch.Tensor:
-    """Uniform OU-time grid ``[T, ..., t_min]`` with ``steps`` intervals, shape ``[steps + 1]``."""
+def ou_time_grid(T: float, steps: int, *, t_min: float = 0.0, dtype=None) -> "torch.Tensor":
+    """Uniform OU-time grid ``[T, ..., t_min]`` with ``steps`` intervals, shape ``[steps + 1]`` (float64 by default)."""
+    import torch
+
     T = positive("T", T)
     steps = positive_int("steps", steps)
     if not 0 <= t_min < T:
         raise CfglabInputError(f"t_min must lie in [0, T={T}), got {t_min!r}")
-    return torch.linspace(T, t_min, steps + 1, dtype=dtype)
+    return torch.linspace(T, t_min, steps + 1, dtype=torch.float64 if dtype is None else dtype)
 
 
 def exponential_K(alpha: float, d: int) -> int:

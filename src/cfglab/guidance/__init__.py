@@ -4,23 +4,16 @@ The theory-calibrated window is an experiment: :func:`cfglab.experiments.calibra
 (also ``cfglab.calibrate``).
 """
 
-from cfglab.guidance.combine import GuidedScore, cfg, cfg_force
-from cfglab.guidance.denoiser import CFGDenoiser
-from cfglab.guidance.rules import APG, CFG, PowerLawCFG
-from cfglab.guidance.schedules import (
-    SCHEDULES,
-    Constant,
-    Cosine,
-    FromCallable,
-    Interval,
-    Linear,
-    NegativeWindow,
-    PaperLinear,
-    PiecewiseConstant,
-    Schedule,
-    as_schedule,
-    parse_schedule,
-)
+from cfglab._lazy import lazy_exports
+
+# name -> defining module, imported on first use (PEP 562; docs/performance.md, start-up)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "cfglab.guidance.combine": ("GuidedScore", "cfg", "cfg_force"),
+    "cfglab.guidance.denoiser": ("CFGDenoiser",),
+    "cfglab.guidance.rules": ("APG", "CFG", "PowerLawCFG"),
+    "cfglab.guidance.schedules": ("SCHEDULES", "Constant", "Cosine", "FromCallable", "Interval", "Linear",
+        "NegativeWindow", "PaperLinear", "PiecewiseConstant", "Schedule", "as_schedule", "parse_schedule"),
+})
 
 __all__ = [
     "SCHEDULES", "Constant", "Cosine", "FromCallable", "Interval", "Linear", "NegativeWindow",

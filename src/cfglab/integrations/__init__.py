@@ -8,6 +8,11 @@
 Importing this package imports no optional dependency.
 """
 
-from cfglab.integrations.diffusers import CFGDenoiser
+from cfglab._lazy import lazy_exports
+
+# name -> defining module, imported on first use (PEP 562; docs/performance.md, start-up)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "cfglab.integrations.diffusers": ("CFGDenoiser",),
+})
 
 __all__ = ["CFGDenoiser"]

@@ -26,9 +26,12 @@ are replaced by an unconditional (cheap, on-device) row max and shift.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,7 +40,7 @@ import torch
 
 __all__ = [
     "PosteriorStats", "KernelPlan", "MeansBlocks", "posterior_stats", "plan_chunks", "chunk_size_for",
-    "cache_bytes", "DEFAULT_BUDGET_BYTES",
+    "cache_bytes", "DEFAULT_BUDGET_BYTES", "kernel_threads", "fixed_threads",
 ]
 
 DEFAULT_BUDGET_BYTES = 256 * 2**20  # cap on the kernel's per-tile working memory
@@ -196,6 +199,72 @@ class _RowBlock:
         self.acc.mul_(scale.unsqueeze(1))
 
 
+# ----------------------------------------------------------------------- threads under load
+# The kernel runs ~5 OpenMP regions per tile; with more runnable tasks than cores each region
+# waits for a descheduled thread (4-20x slower, docs/performance.md).  So every call uses at
+# most the cores no other runnable task holds.  CFGLAB_KERNEL_THREADS=N (or fixed_threads(N))
+# fixes the count instead.
+_FIXED: contextvars.ContextVar[int | None] = contextvars.ContextVar("cfglab_kernel_threads", default=None)
+_PROBE_SECONDS = 1.0  # how long one look at the machine's load is reused
+_probe_cache: list[float] = [-math.inf, 0.0]  # [time, other runnable tasks]
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int | None):
+    """Within the block, kernel calls use ``n`` threads (None: the load-aware choice)."""
+    token = _FIXED.set(n)
+    try:
+        yield
+    finally:
+        _FIXED.reset(token)
+
+
+def _other_runnable() -> int:
+    """Runnable tasks of other processes right now (/proc/loadavg less this process's running threads)."""
+    now = time.monotonic()
+    if now - _probe_cache[0] < _PROBE_SECONDS:
+        return int(_probe_cache[1])
+    try:
+        running = int(open("/proc/loadavg").read().split()[3].split("/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):
+                stat = open(f"/proc/self/task/{tid}/stat").read()
+                own += stat[stat.rindex(")") + 2] == "R"
+    except (OSError, ValueError, IndexError):
+        running, own = 0, 0
+    _probe_cache[:] = [now, max(0, running - own)]
+    return int(_probe_cache[1])
+
+
+def kernel_threads() -> int:
+    """Threads for one CPU kernel call: torch's count, capped by the cores other runnable tasks leave free."""
+    fixed = _FIXED.get()
+    if fixed is None and os.environ.get("CFGLAB_KERNEL_THREADS", "").isdigit():
+        fixed = int(os.environ["CFGLAB_KERNEL_THREADS"])
+    want = torch.get_num_threads()
+    if fixed is not None:
+        return max(1, fixed)
+    if want == 1:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(want, cores - _other_runnable()))
+
+
+@contextlib.contextmanager
+def _thread_share(device: torch.device):
+    """Run the block with :func:`kernel_threads` torch threads (CPU only), then restore."""
+    before = torch.get_num_threads()
+    use = kernel_threads() if device.type == "cpu" else before
+    if use != before:
+        torch.set_num_threads(use)
+    try:
+        yield
+    finally:
+        if use != before:
+            torch.set_num_threads(before)
+
+
 def _lazy_rescale(device: torch.device) -> bool:
     """Test for a needed rescale on the host (CPU), or always shift on device (no sync)."""
     return device.type == "cpu"
@@ -244,7 +313,15 @@ def posterior_stats(
     -------
     PosteriorStats with ``mean`` [N, d], ``log_norm`` [N] and ``max_logit`` [N] (None unless
     ``track_max``).
+
+    On CPU the call uses :func:`kernel_threads` threads (at most the cores left free by other
+    runnable tasks).
     """
+    with _thread_share(x.device):
+        return _posterior_stats(x, means, sq_norms, a, b, log_weights, chunk_size, row_block, budget_bytes, track_max)
+
+
+def _posterior_stats(x, means, sq_norms, a, b, log_weights, chunk_size, row_block, budget_bytes, track_max):
     n, d = x.shape
     plan = plan_chunks(n, d, x.element_size(), budget_bytes=budget_bytes, device=x.device)
     chunk, rows = chunk_size or plan.class_chunk, min(n, row_block or plan.row_block)

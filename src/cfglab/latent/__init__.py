@@ -9,25 +9,18 @@ cfglab schedule), ``evaluate`` (independent classifier, separability / diversity
 itself is an experiment: :mod:`cfglab.experiments.latent_study`.
 """
 
-from cfglab.latent.checkpoint import load_model, load_or_train, save_model
-from cfglab.latent.data import LatentData, load_data
-from cfglab.latent.evaluate import Evaluator, reference_row, score_images, train_evaluator
-from cfglab.latent.pipeline import (
-    Prepared,
-    evaluate_schedule,
-    prepare,
-    resolve_config,
-)
-from cfglab.latent.sample import (
-    SAMPLERS,
-    generate,
-    karras_sigmas,
-    sample_euler,
-    sample_euler_ancestral,
-    sample_heun,
-    sigma_at_fraction,
-)
-from cfglab.latent.train import PROFILES, LatentConfig, LatentModel, train_model
+from cfglab._lazy import lazy_exports
+
+# name -> defining module, imported on first use (PEP 562; docs/performance.md, start-up)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "cfglab.latent.checkpoint": ("load_model", "load_or_train", "save_model"),
+    "cfglab.latent.data": ("LatentData", "load_data"),
+    "cfglab.latent.evaluate": ("Evaluator", "reference_row", "score_images", "train_evaluator"),
+    "cfglab.latent.pipeline": ("Prepared", "evaluate_schedule", "prepare", "resolve_config"),
+    "cfglab.latent.sample": ("SAMPLERS", "generate", "karras_sigmas", "sample_euler",
+        "sample_euler_ancestral", "sample_heun", "sigma_at_fraction"),
+    "cfglab.latent.train": ("PROFILES", "LatentConfig", "LatentModel", "train_model"),
+})
 
 __all__ = [
     "PROFILES",

@@ -4,8 +4,13 @@ Each section runs its experiments through the resumable sweep engine, then write
 numbers and one sentence whose verdict is computed from the measured numbers.
 """
 
-from cfglab.report.base import Figure, Section, SectionResult
-from cfglab.report.profiles import PROFILES, Profile, get_profile
-from cfglab.report.runner import reproduce
+from cfglab._lazy import lazy_exports
+
+# name -> defining module, imported on first use (PEP 562; docs/performance.md, start-up)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "cfglab.report.base": ("Figure", "Section", "SectionResult"),
+    "cfglab.report.profiles": ("PROFILES", "Profile", "get_profile"),
+    "cfglab.report.runner": ("reproduce",),
+})
 
 __all__ = ["Figure", "Section", "SectionResult", "PROFILES", "Profile", "get_profile", "reproduce"]

@@ -6,10 +6,15 @@ by default, any scheduler address otherwise) and writes one Parquet row per fini
 atomically, so an interrupted sweep resumes without recomputing or duplicating anything.
 """
 
-from cfglab.sweep.config import Task, expand_grid, load_sweep, tasks_from_dict
-from cfglab.sweep.engine import SweepResult, run_sweep
-from cfglab.sweep.store import ResultStore
-from cfglab.sweep.tasks import TASKS, resolve_params, run_task
+from cfglab._lazy import lazy_exports
+
+# name -> defining module, imported on first use (PEP 562; docs/performance.md, start-up)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "cfglab.sweep.config": ("Task", "expand_grid", "load_sweep", "tasks_from_dict"),
+    "cfglab.sweep.engine": ("SweepResult", "run_sweep"),
+    "cfglab.sweep.store": ("ResultStore",),
+    "cfglab.sweep.tasks": ("TASKS", "resolve_params", "run_task"),
+})
 
 __all__ = [
     "Task", "expand_grid", "load_sweep", "tasks_from_dict",

@@ -11,9 +11,14 @@ three regime claims are experiments (:mod:`cfglab.experiments.validate`,
 :mod:`cfglab.experiments.regimes`).
 """
 
-from cfglab.theory.dmft import DMFTPrediction, solve_dmft
-from cfglab.theory.gaussian import GaussianPrediction, closed_form_constant, solve_discrete, solve_gaussian
-from cfglab.theory.transition import TransitionResult, alpha_critical, crossing_time, transition
+from cfglab._lazy import lazy_exports
+
+# name -> defining module, imported on first use (PEP 562; docs/performance.md, start-up)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "cfglab.theory.dmft": ("DMFTPrediction", "solve_dmft"),
+    "cfglab.theory.gaussian": ("GaussianPrediction", "closed_form_constant", "solve_discrete", "solve_gaussian"),
+    "cfglab.theory.transition": ("TransitionResult", "alpha_critical", "crossing_time", "transition"),
+})
 
 __all__ = [
     "DMFTPrediction", "solve_dmft",

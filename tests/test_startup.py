@@ -1,0 +1,67 @@
+"""Start-up stays light: the command line answers --help, closed forms and bad arguments without torch.
+
+Each case runs the real ``cfglab`` entry point in a fresh interpreter (so other tests' imports
+cannot hide a regression) and lists which heavy modules ended up in ``sys.modules``
+(docs/performance.md, start-up).  This is the test that keeps start-up fast as branches merge.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cfglab
+
+HEAVY = ("torch", "scipy.optimize", "pandas", "matplotlib", "diffusers", "dask")
+PROBE = (
+    "import json, sys\n"
+    "from cfglab.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    f"print(json.dumps({{'rc': rc, 'loaded': [m for m in {HEAVY!r} if m in sys.modules]}}), file=sys.stderr)\n"
+)
+
+
+def _loaded(*argv: str) -> tuple[int, list[str], str]:
+    src = str(Path(cfglab.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", PROBE, *argv], env=env, capture_output=True, text=True, timeout=120)
+    report = json.loads(run.stderr.strip().splitlines()[-1])
+    return report["rc"], report["loaded"], run.stdout
+
+
+@pytest.mark.parametrize("argv, rc", [
+    (["--help"], 0),
+    (["theory", "--help"], 0),
+    (["simulate", "--d", "0"], 2),               # argument error (no class count given)
+    (["simulate", "--d", "x", "--alpha", "0.2"], 2),
+    (["theory", "transition", "--alpha", "nan"], 2),
+    (["bench", "--budget-mb", "-1"], 2),         # value checked before the benchmark loads torch
+])
+def test_help_and_argument_errors_import_nothing_heavy(argv, rc):
+    code, loaded, _ = _loaded(*argv)
+    assert code == rc
+    assert loaded == [], f"cfglab {' '.join(argv)} imported {loaded}"
+
+
+def test_closed_form_transition_needs_no_torch():
+    code, loaded, out = _loaded("theory", "transition", "--alpha", "0.2", "--json")
+    assert code == 0 and json.loads(out)["t_c"] > 0
+    # the REM crossing is a root of scipy.optimize.brentq; nothing else heavy may load
+    assert set(loaded) <= {"scipy.optimize"}, loaded
+
+
+def test_lazy_package_attributes_keep_the_public_api():
+    """Every name in ``__all__`` resolves, to the object its defining module holds."""
+    import cfglab.lab
+    import cfglab.lab.simulate  # binds the submodule on its package: the function must stay exported
+
+    for package in (cfglab, cfglab.lab):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, name
+    assert cfglab.lab.simulate is cfglab.simulate and callable(cfglab.simulate)
+    assert set(cfglab.__all__) <= set(dir(cfglab))
+    with pytest.raises(AttributeError):
+        cfglab.no_such_name
