@@ -234,21 +234,26 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(gpu.log_norm.cpu(), cpu.log_norm, rtol=1e-5, atol=1e-4)
 
 
-def test_kernel_threads_leave_busy_cores_to_other_jobs(monkeypatch):
-    """Load-aware thread count (docs/performance.md, robust under load): cores minus the
-    runnable tasks of other processes, never more than torch's count, at least 1."""
+def test_kernel_threads_default_to_torch_and_leave_busy_cores_when_auto(monkeypatch):
+    """Default: torch's count (runs repeat bit for bit). ``auto`` (docs/performance.md): cores
+    minus the runnable tasks of other processes, never more than torch's count, at least 1."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
     monkeypatch.setattr(kernel_mod.os, "sched_getaffinity", lambda pid: set(range(4)))
     monkeypatch.delenv("CFGLAB_KERNEL_THREADS", raising=False)
+    monkeypatch.setattr(kernel_mod, "_other_runnable", lambda: 3)
+    assert kernel_mod.kernel_threads() == 8  # the load is ignored unless asked for
     for others, expected in [(0, 4), (1, 3), (3, 1), (50, 1)]:
         monkeypatch.setattr(kernel_mod, "_other_runnable", lambda others=others: others)
-        assert kernel_mod.kernel_threads() == expected, others
+        with kernel_mod.fixed_threads("auto"):
+            assert kernel_mod.kernel_threads() == expected, others
+    monkeypatch.setenv("CFGLAB_KERNEL_THREADS", "auto")
+    assert kernel_mod.kernel_threads() == 1
     with kernel_mod.fixed_threads(6):
         assert kernel_mod.kernel_threads() == 6
     monkeypatch.setenv("CFGLAB_KERNEL_THREADS", "2")
     assert kernel_mod.kernel_threads() == 2
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    monkeypatch.delenv("CFGLAB_KERNEL_THREADS")
+    monkeypatch.setenv("CFGLAB_KERNEL_THREADS", "auto")
     monkeypatch.setattr(kernel_mod, "_other_runnable", lambda: 0)
     assert kernel_mod.kernel_threads() == 1
 

@@ -386,7 +386,7 @@ def _fraction_by_d(cfg: BenchConfig, square_n: int, tick: Callable[[], None]) ->
 def _by_threads(cfg: BenchConfig, inp: _Inputs, tick: Callable[[], None]) -> dict:
     """The kernel with 1 thread, with all cores and with the load-aware choice, interleaved rounds."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    arms = {"1": 1, str(cores): cores, "auto": None}
+    arms = {"1": 1, str(cores): cores, "auto": "auto"}
 
     def arm(n):
         def call():
@@ -397,7 +397,9 @@ def _by_threads(cfg: BenchConfig, inp: _Inputs, tick: Callable[[], None]) -> dic
     times = _interleaved({k: arm(n) for k, n in arms.items()}, max(1, cfg.repeats // 2), cfg, tick)
     flops = 4 * cfg.N * cfg.K * cfg.d
     out = {k: {"seconds": min(v), "gflops": flops / min(v) / 1e9, "seconds_per_round": v} for k, v in times.items()}
-    return out | {"auto_threads_now": kernel_threads(), "load_average": list(os.getloadavg())}
+    with fixed_threads("auto"):
+        auto_now = kernel_threads()
+    return out | {"auto_threads_now": auto_now, "load_average": list(os.getloadavg())}
 
 
 def startup_seconds(runs: int = 5) -> dict:

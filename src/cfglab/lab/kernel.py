@@ -204,14 +204,14 @@ class _RowBlock:
 # waits for a descheduled thread (4-20x slower, docs/performance.md).  So every call uses at
 # most the cores no other runnable task holds.  CFGLAB_KERNEL_THREADS=N (or fixed_threads(N))
 # fixes the count instead.
-_FIXED: contextvars.ContextVar[int | None] = contextvars.ContextVar("cfglab_kernel_threads", default=None)
+_FIXED: contextvars.ContextVar[int | str | None] = contextvars.ContextVar("cfglab_kernel_threads", default=None)
 _PROBE_SECONDS = 1.0  # how long one look at the machine's load is reused
 _probe_cache: list[float] = [-math.inf, 0.0]  # [time, other runnable tasks]
 
 
 @contextlib.contextmanager
-def fixed_threads(n: int | None):
-    """Within the block, kernel calls use ``n`` threads (None: the load-aware choice)."""
+def fixed_threads(n: int | str | None):
+    """Within the block, kernel calls use ``n`` threads (``"auto"``: the load-aware choice; None: the default)."""
     token = _FIXED.set(n)
     try:
         yield
@@ -238,15 +238,23 @@ def _other_runnable() -> int:
 
 
 def kernel_threads() -> int:
-    """Threads for one CPU kernel call: torch's count, capped by the cores other runnable tasks leave free."""
-    fixed = _FIXED.get()
-    if fixed is None and os.environ.get("CFGLAB_KERNEL_THREADS", "").isdigit():
-        fixed = int(os.environ["CFGLAB_KERNEL_THREADS"])
+    """Threads for one CPU kernel call (docs/performance.md, "Threads on a shared machine").
+
+    By default torch's thread count, so that a run repeats bit for bit (BLAS blocking, hence
+    the last bits, depend on the thread count).  ``CFGLAB_KERNEL_THREADS=N`` or
+    ``fixed_threads(N)`` fix it; ``"auto"`` caps torch's count by the cores that other runnable
+    tasks leave free (at least 1), which avoids the collapse of a loaded machine at the price
+    of results that may differ between runs in the last bits.
+    """
+    choice = _FIXED.get()
+    if choice is None:
+        env = os.environ.get("CFGLAB_KERNEL_THREADS", "").strip().lower()
+        choice = int(env) if env.isdigit() else ("auto" if env == "auto" else None)
     want = torch.get_num_threads()
-    if fixed is not None:
-        return max(1, fixed)
-    if want == 1:
-        return 1
+    if isinstance(choice, int):
+        return max(1, choice)
+    if choice != "auto" or want == 1:
+        return want
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(want, cores - _other_runnable()))
 
