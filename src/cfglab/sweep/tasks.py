@@ -24,6 +24,7 @@ TASKS: dict[str, str] = {
     "theory.validate": "cfglab.theory.validate:run_point",
     "theory.crossing": "cfglab.theory.validate:crossing_point",
     "latent.evaluate": "cfglab.sweep.tasks:latent_evaluate_task",
+    "latent.regime": "cfglab.experiments.latent_regimes:regime_task",
 }
 
 # task kind -> "module:function" that fills defaults / validates (same params, same hash)

@@ -1,0 +1,437 @@
+"""The regime study: does a negative-guidance window help a trained latent model, and does its
+effect change with α/α_c as the theory predicts? (paper §4; docs/latent.md, "Regime study").
+
+Per conditioning (a dataset and its labels, each with its own cached latent model):
+
+1. measure the regime (α, α_c, the CFG force ‖D_c − D_u‖(σ), the resolution σ) and write the
+   theory's forecast to ``predictions.json`` *before* any sample is drawn;
+2. sweep the schedules — constant CFG over a grid of w; negative windows with σ_switch on a
+   log grid around the measured resolution σ (a step of the sampler's σ grid is placed
+   exactly at σ_switch) and ``w_neg ∈ {−0.1, −0.25, −0.5, −1}``; the calibrated window — for
+   the Heun ODE and the ancestral (SDE) sampler and ≥ 10 seeds, one sweep-engine task
+   (kind ``latent.regime``) per (conditioning, schedule, sampler, seed);
+3. score every set with :mod:`cfglab.latent.metrics` and decide with
+   :mod:`cfglab.experiments.stats`: the paper-style comparison (window vs constant CFG at the
+   same w_pos) and the whole-frontier comparison (each w_neg family vs constant CFG on the
+   log-posterior–variance-ratio plane), seed-paired, Holm-corrected, three-way verdicts;
+4. score the predictions against the measurements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cfglab._validate import CfglabInputError, positive_int
+
+__all__ = [
+    "REGIME_PRESETS",
+    "RegimePreset",
+    "analyse",
+    "regime_schedules",
+    "regime_study",
+    "regime_task",
+    "regime_tasks",
+    "sigma_grid",
+]
+
+Progress = Callable[[int, int], None] | None
+SEPARABILITY, DIVERSITY = "log_posterior", "var_ratio_latent"
+
+
+@dataclass(frozen=True)
+class RegimePreset:
+    """Grid and budget of the regime study (written next to its results)."""
+
+    seeds: int = 10
+    n_per_class: int = 20
+    steps: int = 32
+    samplers: tuple[str, ...] = ("heun", "euler_ancestral")
+    constant_w: tuple[float, ...] = (-0.5, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0)
+    window_w_pos: tuple[float, ...] = (1.0, 2.0, 4.0)
+    window_w_neg: tuple[float, ...] = (-0.1, -0.25, -0.5, -1.0)
+    switch_factors: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)  # × measured resolution σ
+    nearest_k: int = 5
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+REGIME_PRESETS: dict[str, RegimePreset] = {
+    "full": RegimePreset(),
+    "quick": RegimePreset(
+        n_per_class=10,
+        steps=16,
+        samplers=("heun",),
+        constant_w=(0.0, 1.0, 2.0, 4.0),
+        window_w_pos=(2.0,),
+        window_w_neg=(-0.25, -1.0),
+        switch_factors=(0.5, 1.0, 2.0),
+    ),
+    "test": RegimePreset(
+        seeds=3,
+        n_per_class=7,
+        steps=6,
+        samplers=("heun",),
+        constant_w=(0.0, 2.0),
+        window_w_pos=(2.0,),
+        window_w_neg=(-1.0,),
+        switch_factors=(1.0,),
+        nearest_k=2,
+    ),
+}
+
+
+def _regime_api():
+    """14a's ``measure_regime`` / ``predict``; the temporary stand-in until issue-14a is merged."""
+    try:
+        from cfglab.experiments.latent_regime_measure import measure_regime, predict
+    except ImportError:
+        from cfglab.experiments._regime_standin import measure_regime, predict
+    return measure_regime, predict
+
+
+def _conditioning(name: str, profile: str) -> tuple[str, str]:
+    """(data spec, training profile) of a conditioning; ``tiny`` overrides the profile."""
+    try:
+        from cfglab.latent.conditionings import CONDITIONINGS
+    except ImportError:  # before issue-14a: the digits baseline only
+        CONDITIONINGS = {"digits": None}
+    if name not in CONDITIONINGS:
+        raise CfglabInputError(
+            f"unknown conditioning {name!r}; choose from {', '.join(CONDITIONINGS)}"
+        )
+    cond = CONDITIONINGS[name]
+    data = "digits" if cond is None else cond.data
+    trained = "default" if cond is None else cond.profile
+    return data, ("tiny" if profile == "tiny" else trained)
+
+
+# --- one task ------------------------------------------------------------------------------
+
+
+def sigma_grid(steps: int, sigma_switch: float | None = None):
+    """Karras ρ = 7 grid of ``steps`` with a step placed exactly at ``sigma_switch`` (float64)."""
+    import torch
+
+    from cfglab.latent.sample import karras_sigmas
+
+    sigmas = karras_sigmas(steps)
+    if sigma_switch is None or not 0 < sigma_switch < float(sigmas[0]):
+        return sigmas
+    if bool((sigmas == sigma_switch).any()):
+        return sigmas
+    grid = torch.cat([sigmas, sigmas.new_tensor([sigma_switch])])
+    return grid.sort(descending=True).values  # [steps + 2], still ends at 0
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded(profile: str, data: str, train_seed: int):
+    """(model, metric context) of a cached model, once per worker process."""
+    import torch
+
+    from cfglab.latent.checkpoint import load_or_train
+    from cfglab.latent.data import load_data
+    from cfglab.latent.metrics import fit_context
+    from cfglab.latent.pipeline import resolve_config
+
+    cfg = resolve_config(profile, data=data, seed=train_seed)
+    ld = load_data(cfg.data, test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
+    model = load_or_train(cfg, ld)[0]
+    latents = model.encode(torch.from_numpy(ld.train_images)).numpy()
+    return model, fit_context(latents, ld.train_images, ld.train_labels), ld.n_classes
+
+
+def regime_task(params: dict) -> dict:
+    """Sweep task ``latent.regime``: one (conditioning, schedule, sampler, seed) -> metric row."""
+    import torch
+
+    from cfglab.guidance.schedules import as_schedule
+    from cfglab.latent.metrics import score_generated
+    from cfglab.latent.sample import generate
+
+    model, ctx, k = _loaded(params["profile"], params["data"], int(params.get("train_seed", 0)))
+    schedule = as_schedule(params["schedule"])
+    sigmas = sigma_grid(int(params["steps"]), getattr(schedule, "sigma_switch", None))
+    labels = torch.arange(k).repeat_interleave(int(params["n_per_class"]))  # [K n]
+    images, z = generate(
+        model, labels, schedule, sampler=params["sampler"], seed=int(params["seed"]),
+        sigmas=sigmas, return_latents=True,
+    )  # fmt: skip
+    row = score_generated(
+        ctx, z.numpy(), images.numpy(), labels.numpy(), nearest_k=int(params["nearest_k"])
+    )
+    row["n_sigma_steps"] = len(sigmas) - 1
+    return row
+
+
+# --- the schedules and the tasks -----------------------------------------------------------
+
+
+def regime_schedules(preset: RegimePreset, sigma_res: float, sigma_max: float = 80.0) -> list[dict]:
+    """Constant CFG and negative windows as ``dict(family, schedule, w_pos, w_neg, ...)``."""
+    from cfglab.guidance.schedules import Constant, NegativeWindow
+
+    rows = [
+        dict(family="constant", schedule=str(Constant(w)), w_pos=float(w)) for w in preset.constant_w
+    ]
+    switches = sorted({float(f * sigma_res) for f in preset.switch_factors})
+    if not (math.isfinite(sigma_res) and sigma_res > 0):
+        raise CfglabInputError(f"measured resolution sigma must be positive, got {sigma_res!r}")
+    for w_pos in preset.window_w_pos:
+        for w_neg in preset.window_w_neg:
+            for s in (s for s in switches if s < sigma_max):
+                rows.append(
+                    dict(
+                        family=f"window w_neg={w_neg:g}",
+                        schedule=str(NegativeWindow(w_pos, w_neg, round(s, 6))),
+                        w_pos=float(w_pos), w_neg=float(w_neg), sigma_switch=round(s, 6),
+                    )
+                )  # fmt: skip
+    return rows
+
+
+def regime_tasks(plan: dict, preset: RegimePreset, profile: str) -> list:
+    """Sweep tasks of every conditioning's schedules × samplers × seeds."""
+    from cfglab.sweep.config import Task
+
+    tasks = []
+    for name, entry in plan.items():
+        for sched in entry["schedules"]:
+            for sampler in preset.samplers:
+                for seed in range(preset.seeds):
+                    params = dict(
+                        conditioning=name, data=entry["data"], profile=entry["profile"],
+                        train_seed=0, schedule=sched["schedule"], sampler=sampler,
+                        steps=preset.steps, n_per_class=preset.n_per_class,
+                        nearest_k=preset.nearest_k, seed=seed,
+                    )  # fmt: skip
+                    tasks.append(Task("latent.regime", params, name))
+    return tasks
+
+
+# --- the study -------------------------------------------------------------------------------
+
+
+def regime_study(
+    *,
+    profile: str = "default",
+    preset: str = "quick",
+    conditionings: tuple[str, ...] | None = None,
+    seeds: int | None = None,
+    out: str | os.PathLike = "latent-regimes",
+    workers: int = 0,
+    scheduler: str | None = None,
+    threads: int | None = 1,
+    progress: Progress = None,
+) -> dict:
+    """Measure, predict (``predictions.json`` first), sweep, decide; returns the study dict."""
+    if preset not in REGIME_PRESETS:
+        raise CfglabInputError(f"unknown preset {preset!r}; choose from {', '.join(REGIME_PRESETS)}")
+    cfg = REGIME_PRESETS[preset]
+    if seeds is not None:
+        cfg = dataclasses.replace(cfg, seeds=positive_int("seeds", seeds))
+    if cfg.seeds < 2:
+        raise CfglabInputError(f"seeds must be >= 2 for paired statistics, got {cfg.seeds}")
+    names = tuple(conditionings or _default_conditionings())
+    specs = {n: _conditioning(n, profile) for n in names}  # bad names fail before any work
+    out = Path(out)
+    from cfglab.cli._common import write_json_atomic
+    from cfglab.latent.train import cpu_threads
+    from cfglab.sweep.engine import run_sweep
+
+    start = time.perf_counter()
+    with cpu_threads(threads):
+        plan = {n: _plan(n, *specs[n], cfg) for n in names}
+    write_json_atomic(out / "predictions.json", {n: p["prediction"] for n, p in plan.items()})
+    measure_s = time.perf_counter() - start
+    tasks = regime_tasks(plan, cfg, profile)
+    with cpu_threads(threads):
+        sweep = run_sweep(
+            tasks, out / "sweep", workers=workers, scheduler=scheduler, progress=progress,
+            meta={"study": "latent.regimes", "preset": cfg.to_dict()},
+        )  # fmt: skip
+    if sweep.n_failed:
+        first = next(iter(sweep.errors.values()))
+        raise RuntimeError(f"{sweep.n_failed} regime task(s) failed; first: {first}")
+    result = {
+        "profile": profile, "preset": preset, "config": cfg.to_dict(),
+        "conditionings": {n: analyse(plan[n], _rows(sweep.table, n), cfg) for n in names},
+        "measure_seconds": measure_s, "sweep_seconds": sweep.seconds,
+        "n_tasks": sweep.n_tasks, "n_cached": sweep.n_cached,
+    }  # fmt: skip
+    result["seconds"] = time.perf_counter() - start
+    write_json_atomic(out / "regimes.json", result)
+    return result
+
+
+def _default_conditionings() -> tuple[str, ...]:
+    try:
+        from cfglab.latent.conditionings import CONDITIONINGS
+    except ImportError:
+        return ("digits",)
+    return tuple(CONDITIONINGS)
+
+
+def _plan(name: str, data: str, profile: str, cfg: RegimePreset) -> dict:
+    """Prepare (train once if needed), measure the regime, choose the schedules, predict."""
+    from cfglab.latent.pipeline import prepare, resolve_config
+
+    measure_regime, predict = _regime_api()
+    prep = prepare(resolve_config(profile, data=data))
+    regime = measure_regime(prep, seed=0)
+    schedules = regime_schedules(cfg, float(regime["sigma_res_measured"]))
+    prediction = predict(regime, [s["schedule"] for s in schedules])
+    calibrated = prediction.get("calibrated_schedule")
+    if calibrated and calibrated not in {s["schedule"] for s in schedules}:
+        from cfglab.guidance.schedules import as_schedule
+
+        sched = as_schedule(calibrated)
+        schedules.append(
+            dict(family="calibrated", schedule=calibrated, w_pos=getattr(sched, "w_pos", None),
+                 w_neg=getattr(sched, "w_neg", None),
+                 sigma_switch=getattr(sched, "sigma_switch", None))
+        )  # fmt: skip
+    return dict(data=data, profile=profile, regime=regime, prediction=prediction, schedules=schedules)
+
+
+def _rows(table, name: str):
+    return table[table["conditioning"] == name] if len(table) else table
+
+
+# --- analysis ------------------------------------------------------------------------------
+
+
+def analyse(entry: dict, table, cfg: RegimePreset) -> dict:
+    """Per sampler: schedule means, paper-style and frontier comparisons, prediction scores."""
+    from cfglab.experiments.stats import VERDICT_RULE
+
+    regime = entry["regime"]
+    out = {
+        key: regime.get(key)
+        for key in ("name", "K", "d", "alpha", "alpha_c", "alpha_ratio",
+                    "sigma_res_measured", "sigma_res_predicted", "force_profile")
+    }  # fmt: skip
+    out.update(data=entry["data"], profile=entry["profile"], prediction_model=entry["prediction"].get("model"))
+    out["rule"] = VERDICT_RULE.format(alpha=0.05, level=0.95)
+    out["samplers"] = {
+        s: _analyse_sampler(entry, table[table["sampler"] == s], cfg) for s in cfg.samplers
+    }
+    return out
+
+
+def _per_seed(table, schedule: str, metric: str, n_seeds: int) -> np.ndarray:
+    rows = table[table["schedule"] == schedule].sort_values("seed")
+    vals = rows[metric].to_numpy(dtype=float)
+    if len(vals) != n_seeds:
+        raise RuntimeError(f"{schedule}: {len(vals)} of {n_seeds} seeds finished")
+    return vals  # [seeds]
+
+
+def _analyse_sampler(entry: dict, table, cfg: RegimePreset) -> dict:
+    from cfglab.experiments.stats import compare_paired
+
+    n, scheds = cfg.seeds, entry["schedules"]
+    per = {
+        s["schedule"]: {m: _per_seed(table, s["schedule"], m, n) for m in _SUMMARY}
+        for s in scheds
+    }
+    const = {s["w_pos"]: s["schedule"] for s in scheds if s["family"] == "constant"}
+    windows = [s for s in scheds if s["family"] != "constant" and s.get("w_pos") in const]
+    paper = {
+        metric: compare_paired(
+            {w["schedule"]: (per[w["schedule"]][metric], per[const[w["w_pos"]]][metric]) for w in windows},
+            higher_is_better=metric != "fd_pca",
+        )
+        for metric in (SEPARABILITY, DIVERSITY, "var_ratio_pixel", "recall", "vendi", "fd_pca")
+    } if windows else {}  # fmt: skip
+    rows = [_schedule_row(s, per[s["schedule"]], entry["prediction"]) for s in scheds]
+    return {
+        "schedules": rows,
+        "paper_style": paper,
+        "frontier": _frontier(scheds, per, n),
+        "prediction_score": _score_predictions(rows, paper),
+    }
+
+
+def _score_predictions(rows: list[dict], paper: dict) -> dict:
+    """Forecast vs measurement: variance ratios, and "window helps" vs the paper-style verdicts.
+
+    A window *helps* when its latent variance ratio is better and its separability not
+    worse than constant CFG at the same w_pos (both Holm-corrected verdicts).
+    """
+    agree = disagree = 0
+    for r in rows:
+        guess = r["predicted_window_helps"]
+        if r["schedule"] not in paper.get(DIVERSITY, {}) or guess is None:
+            continue
+        helps = (
+            paper[DIVERSITY][r["schedule"]]["verdict"] == "better"
+            and paper[SEPARABILITY][r["schedule"]]["verdict"] != "worse"
+        )
+        agree, disagree = agree + (helps == guess), disagree + (helps != guess)
+    pairs = [
+        (r["predicted_var_ratio"], r[DIVERSITY]["mean"])
+        for r in rows
+        if r["predicted_var_ratio"] is not None
+    ]
+    pred, meas = (np.array(v, dtype=float) for v in zip(*pairs)) if pairs else ([], [])
+    return {
+        "window_helps_agree": agree,
+        "window_helps_disagree": disagree,
+        "var_ratio_n": len(pairs),
+        "var_ratio_mean_abs_log_error": float(np.mean(np.abs(np.log(meas / pred))))
+        if pairs
+        else None,
+        "rule": "window helps = latent var-ratio verdict 'better' and separability not 'worse'",
+    }
+
+
+_SUMMARY = (
+    SEPARABILITY, "top1", DIVERSITY, "var_ratio_latent_top", "var_ratio_pixel",
+    "precision", "recall", "coverage", "vendi", "fd_pca",
+)  # fmt: skip
+
+
+def _schedule_row(sched: dict, per: dict, prediction: dict) -> dict:
+    """Mean and 95 % bootstrap CI over seeds of each metric, with the predicted variance ratio."""
+    from cfglab.experiments.stats import paired_difference
+
+    row = dict(sched)
+    for m, vals in per.items():
+        d = paired_difference(vals, np.zeros_like(vals))
+        row[m] = {"mean": d["mean"], "ci": d["ci"]}
+    pred = (prediction.get("schedules") or {}).get(sched["schedule"]) or {}
+    row["predicted_var_ratio"] = pred.get("var_ratio")
+    row["predicted_window_helps"] = pred.get("window_helps")
+    return row
+
+
+def _frontier(scheds: list[dict], per: dict, n: int) -> dict:
+    """Each non-constant family's frontier vs constant CFG's, per seed, tested against 0."""
+    from cfglab.experiments.stats import compare_paired, frontier_gap
+
+    def points(family, seed):
+        members = [s["schedule"] for s in scheds if s["family"] == family]
+        sep = np.array([per[m][SEPARABILITY][seed] for m in members])
+        div = np.array([per[m][DIVERSITY][seed] for m in members])
+        return sep, div
+
+    families = sorted({s["family"] for s in scheds} - {"constant"})
+    gaps = {
+        f: np.array([frontier_gap(points("constant", i), points(f, i)) for i in range(n)])
+        for f in families
+    }
+    usable = {f: (g, np.zeros(n)) for f, g in gaps.items() if np.all(np.isfinite(g))}
+    rows = compare_paired(usable) if usable else {}
+    for f in families:
+        rows.setdefault(f, {"verdict": "no overlap of separability ranges", "mean": None})
+    return rows
