@@ -20,6 +20,9 @@ def register(sub) -> None:
         )
     )
     _study(verbs.add_parser("study", help="the schedule study: table, Pareto plot, grids, JSON"))
+    from cfglab.cli.latent_regimes import register_regimes
+
+    register_regimes(verbs)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:

@@ -268,6 +268,9 @@ def regime_study(
         "measure_seconds": measure_s, "sweep_seconds": sweep.seconds,
         "n_tasks": sweep.n_tasks, "n_cached": sweep.n_cached,
     }  # fmt: skip
+    from cfglab.experiments.latent_regimes_outputs import write_regimes
+
+    result["files"] = write_regimes(result, out)
     result["seconds"] = time.perf_counter() - start
     write_json_atomic(out / "regimes.json", result)
     return result
@@ -354,6 +357,8 @@ def _analyse_sampler(entry: dict, table, cfg: RegimePreset) -> dict:
         for metric in (SEPARABILITY, DIVERSITY, "var_ratio_pixel", "recall", "vendi", "fd_pca")
     } if windows else {}  # fmt: skip
     rows = [_schedule_row(s, per[s["schedule"]], entry["prediction"]) for s in scheds]
+    for r in rows:
+        r["vs_constant_same_w_pos"] = {m: v[r["schedule"]] for m, v in paper.items() if r["schedule"] in v}
     return {
         "schedules": rows,
         "paper_style": paper,
