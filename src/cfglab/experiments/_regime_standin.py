@@ -21,7 +21,7 @@ def measure_regime(prepared, *, seed: int = 0) -> dict:
     net, sigmas, force = model.denoiser, np.geomspace(0.01, 80, 17), []
     with torch.no_grad():
         for s in sigmas:
-            x = z0 + float(s) * torch.randn(z0.shape, generator=gen)
+            x = z0 + float(s) * torch.randn(z0.shape, generator=gen, dtype=z0.dtype)
             diff = net(x, float(s), labels) - net(x, float(s), torch.full_like(labels, net.null_class))
             force.append(float(diff.flatten(1).norm(dim=1).mean()))
     d = int(np.prod(model.latent_shape))

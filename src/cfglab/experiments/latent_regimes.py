@@ -37,6 +37,7 @@ __all__ = [
     "RegimePreset",
     "analyse",
     "regime_schedules",
+    "regime_answer",
     "regime_study",
     "regime_task",
     "regime_tasks",
@@ -270,6 +271,7 @@ def regime_study(
     }  # fmt: skip
     from cfglab.experiments.latent_regimes_outputs import write_regimes
 
+    result["answer"] = regime_answer(result["conditionings"])
     result["files"] = write_regimes(result, out)
     result["seconds"] = time.perf_counter() - start
     write_json_atomic(out / "regimes.json", result)
@@ -440,3 +442,36 @@ def _frontier(scheds: list[dict], per: dict, n: int) -> dict:
     for f in families:
         rows.setdefault(f, {"verdict": "no overlap of separability ranges", "mean": None})
     return rows
+
+
+# --- the answer ------------------------------------------------------------------------------
+
+ANSWER_RULE = (
+    "helps(c) = some window family beats constant CFG on the whole frontier (Holm-corrected"
+    " verdict 'better', any sampler).  Supported: conditionings exist with α/α_c < 0.5 and with"
+    " α/α_c > 1, every one above 1 is helped and none below 0.5 is.  Contradicted: both exist"
+    " and some conditioning below 0.5 is helped, or one above 1 has only 'worse' or no"
+    " detectable difference while one below 0.5 is not helped either (no change across the"
+    " regime).  Otherwise inconclusive."
+)
+
+
+def regime_answer(conditionings: dict) -> dict:
+    """Does the window's frontier gain change with α/α_c as predicted?  Three-way, rule attached."""
+    per = {}
+    for name, c in conditionings.items():
+        verdicts = [f["verdict"] for s in c["samplers"].values() for f in s["frontier"].values()]
+        per[name] = {"alpha_ratio": c["alpha_ratio"], "helps": "better" in verdicts,
+                     "worse": "worse" in verdicts}  # fmt: skip
+    known = {n: p for n, p in per.items() if p["alpha_ratio"] is not None and math.isfinite(p["alpha_ratio"])}
+    low = [p for p in known.values() if p["alpha_ratio"] < 0.5]
+    high = [p for p in known.values() if p["alpha_ratio"] > 1]
+    supported = None
+    if low and high:
+        if all(p["helps"] for p in high) and not any(p["helps"] for p in low):
+            supported = True
+        elif any(p["helps"] for p in low) or (
+            any(not p["helps"] for p in high) and any(not p["helps"] for p in low)
+        ):
+            supported = False
+    return {"supported": supported, "per_conditioning": per, "rule": ANSWER_RULE}
