@@ -3,7 +3,7 @@
 Error budget: the Monte-Carlo standard error of each estimate (stated per test) times 4,
 plus, for the LDA, the second-order error of fitting on N_train samples (the expected
 log-posterior is maximal at the true parameters, a proper scoring rule, so fitting errors
-enter at O(d / N_train)).
+enter at O(d / N_train); so does the Ledoit–Wolf shrinkage, whose intensity is O(1 / N_train)).
 """
 
 import math
