@@ -293,7 +293,8 @@ def _plan(name: str, data: str, profile: str, cfg: RegimePreset) -> dict:
     measure_regime, predict = _regime_api()
     prep = prepare(resolve_config(profile, data=data))
     regime = measure_regime(prep, seed=0)
-    schedules = regime_schedules(cfg, float(regime["sigma_res_measured"]))
+    centre, source = _switch_centre(regime)
+    schedules = regime_schedules(cfg, centre)
     prediction = predict(regime, [s["schedule"] for s in schedules])
     calibrated = prediction.get("calibrated_schedule")
     if calibrated and calibrated not in {s["schedule"] for s in schedules}:
@@ -305,7 +306,17 @@ def _plan(name: str, data: str, profile: str, cfg: RegimePreset) -> dict:
                  w_neg=getattr(sched, "w_neg", None),
                  sigma_switch=getattr(sched, "sigma_switch", None))
         )  # fmt: skip
-    return dict(data=data, profile=profile, regime=regime, prediction=prediction, schedules=schedules)
+    return dict(data=data, profile=profile, regime=regime, prediction=prediction,
+                schedules=schedules, switch_centre=centre, switch_centre_source=source)  # fmt: skip
+
+
+def _switch_centre(regime: dict) -> tuple[float, str]:
+    """σ around which σ_switch is swept: the measured resolution σ, else the predicted one."""
+    for key in ("sigma_res_measured", "sigma_res_predicted"):
+        value = regime.get(key)
+        if value is not None and math.isfinite(value) and value > 0:
+            return float(value), key
+    return 1.0, "none measured: σ = 1 (the data scale)"
 
 
 def _rows(table, name: str):
@@ -325,7 +336,8 @@ def analyse(entry: dict, table, cfg: RegimePreset) -> dict:
         for key in ("name", "K", "d", "alpha", "alpha_c", "alpha_ratio",
                     "sigma_res_measured", "sigma_res_predicted", "force_profile")
     }  # fmt: skip
-    out.update(data=entry["data"], profile=entry["profile"], prediction_model=entry["prediction"].get("model"))
+    out.update(data=entry["data"], profile=entry["profile"], prediction_model=entry["prediction"].get("model"),
+               switch_centre=entry.get("switch_centre"), switch_centre_source=entry.get("switch_centre_source"))
     out["rule"] = VERDICT_RULE.format(alpha=0.05, level=0.95)
     out["samplers"] = {
         s: _analyse_sampler(entry, table[table["sampler"] == s], cfg) for s in cfg.samplers
