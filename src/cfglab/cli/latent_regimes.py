@@ -27,7 +27,7 @@ def register_regimes(verbs) -> None:
 
 
 def run_regimes(args) -> int:
-    from cfglab.cli._common import emit
+    from cfglab.cli._common import emit_study
     from cfglab.experiments.latent_regimes import regime_study
 
     with progress_bar("regime study", enabled=not args.json) as update:
@@ -36,9 +36,5 @@ def run_regimes(args) -> int:
             seeds=args.seeds, out=args.out, workers=args.workers, scheduler=args.scheduler,
             threads=args.threads, progress=update,
         )  # fmt: skip
-    if args.json:
-        emit(result, True)
-        return 0
-    print(open(result["files"]["table"]).read())
-    print(f"files under {args.out}: regimes.json, predictions.json, table.md, force.png, gain.png")
-    return 0
+    files = "regimes.json, predictions.json, table.md, force.png, gain.png"
+    return emit_study(result, args.json, args.out, files)
