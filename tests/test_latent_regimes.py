@@ -76,7 +76,7 @@ def test_regimes_command_end_to_end_tiny(tmp_path, monkeypatch, slow_scale):
         "better", "worse", "no detectable difference")  # fmt: skip
     assert result["n_tasks"] == 3 * 3 and result["answer"]["supported"] in (True, False, None)
     predictions = json.loads((out / "predictions.json").read_text())
-    assert window["schedule"] in predictions["digits"]["schedules"]
+    assert window["schedule"] in predictions["digits"]["heun"]["schedules"]
     assert all((out / f).read_bytes()[:4] == b"\x89PNG" for f in ("force.png", "gain.png"))
     again = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     assert again["n_cached"] == again["n_tasks"]  # resumed from the sweep store, nothing resampled
@@ -91,7 +91,7 @@ def test_predictions_are_written_before_any_task_runs(tmp_path, monkeypatch):
 
     def fake_plan(name, data, profile, cfg):
         regime = {"sigma_res_measured": 1.0}
-        return dict(data=data, profile=profile, regime=regime, prediction={"model": "x"},
+        return dict(data=data, profile=profile, regime=regime, predictions={"heun": {"model": "x"}},
                     schedules=regime_schedules(cfg, 1.0))  # fmt: skip
 
     def fake_sweep(tasks, out, **kw):

@@ -36,7 +36,7 @@ def measure_regime(prepared, *, seed: int = 0) -> dict:
     }  # fmt: skip
 
 
-def predict(regime: dict, schedules: list[str]) -> dict:
+def predict(regime: dict, schedules: list[str], **kw) -> dict:
     """No forecast (the stand-in has no theory): every field undetermined."""
     return {
         "regime": regime, "model": "none (stand-in)", "calibrated_schedule": None,

@@ -252,7 +252,7 @@ def regime_study(
     start = time.perf_counter()
     with cpu_threads(threads):
         plan = {n: _plan(n, *specs[n], cfg) for n in names}
-    write_json_atomic(out / "predictions.json", {n: p["prediction"] for n, p in plan.items()})
+    write_json_atomic(out / "predictions.json", {n: p["predictions"] for n, p in plan.items()})
     measure_s = time.perf_counter() - start
     tasks = regime_tasks(plan, cfg, profile)
     with cpu_threads(threads):
@@ -295,19 +295,34 @@ def _plan(name: str, data: str, profile: str, cfg: RegimePreset) -> dict:
     regime = measure_regime(prep, seed=0)
     centre, source = _switch_centre(regime)
     schedules = regime_schedules(cfg, centre)
-    prediction = predict(regime, [s["schedule"] for s in schedules])
-    calibrated = prediction.get("calibrated_schedule")
-    if calibrated and calibrated not in {s["schedule"] for s in schedules}:
-        from cfglab.guidance.schedules import as_schedule
-
-        sched = as_schedule(calibrated)
-        schedules.append(
-            dict(family="calibrated", schedule=calibrated, w_pos=getattr(sched, "w_pos", None),
-                 w_neg=getattr(sched, "w_neg", None),
-                 sigma_switch=getattr(sched, "sigma_switch", None))
-        )  # fmt: skip
-    return dict(data=data, profile=profile, regime=regime, prediction=prediction,
+    strings = [s["schedule"] for s in schedules]
+    predictions = {s: _predict(predict, regime, strings, s) for s in cfg.samplers}
+    for sampler, pred in predictions.items():
+        _add_calibrated(schedules, pred.get("calibrated_schedule"), THEORY_SAMPLER[sampler])
+    return dict(data=data, profile=profile, regime=regime, predictions=predictions,
                 schedules=schedules, switch_centre=centre, switch_centre_source=source)  # fmt: skip
+
+
+THEORY_SAMPLER = {"heun": "ode", "euler": "ode", "euler_ancestral": "sde"}
+
+
+def _predict(predict, regime: dict, schedules: list[str], sampler: str) -> dict:
+    """The forecast for the theory's version of ``sampler`` (probability-flow ODE or SDE)."""
+    pred = predict(regime, schedules, sampler=THEORY_SAMPLER[sampler])
+    return {"sampler": sampler, **pred}
+
+
+def _add_calibrated(schedules: list[dict], calibrated: str | None, kind: str) -> None:
+    """The forecast's calibrated window as a schedule of its own (once)."""
+    if not calibrated or calibrated in {s["schedule"] for s in schedules}:
+        return
+    from cfglab.guidance.schedules import as_schedule
+
+    sched = as_schedule(calibrated)
+    schedules.append(
+        dict(family=f"calibrated ({kind})", schedule=calibrated, w_pos=getattr(sched, "w_pos", None),
+             w_neg=getattr(sched, "w_neg", None), sigma_switch=getattr(sched, "sigma_switch", None))
+    )  # fmt: skip
 
 
 def _switch_centre(regime: dict) -> tuple[float, str]:
@@ -336,11 +351,11 @@ def analyse(entry: dict, table, cfg: RegimePreset) -> dict:
         for key in ("name", "K", "d", "alpha", "alpha_c", "alpha_ratio",
                     "sigma_res_measured", "sigma_res_predicted", "force_profile")
     }  # fmt: skip
-    out.update(data=entry["data"], profile=entry["profile"], prediction_model=entry["prediction"].get("model"),
+    out.update(data=entry["data"], profile=entry["profile"], prediction_model=next(iter(entry["predictions"].values())).get("model"),
                switch_centre=entry.get("switch_centre"), switch_centre_source=entry.get("switch_centre_source"))
     out["rule"] = VERDICT_RULE.format(alpha=0.05, level=0.95)
     out["samplers"] = {
-        s: _analyse_sampler(entry, table[table["sampler"] == s], cfg) for s in cfg.samplers
+        s: _analyse_sampler(entry, table[table["sampler"] == s], cfg, s) for s in cfg.samplers
     }
     return out
 
@@ -353,7 +368,7 @@ def _per_seed(table, schedule: str, metric: str, n_seeds: int) -> np.ndarray:
     return vals  # [seeds]
 
 
-def _analyse_sampler(entry: dict, table, cfg: RegimePreset) -> dict:
+def _analyse_sampler(entry: dict, table, cfg: RegimePreset, sampler: str) -> dict:
     from cfglab.experiments.stats import compare_paired
 
     n, scheds = cfg.seeds, entry["schedules"]
@@ -370,7 +385,7 @@ def _analyse_sampler(entry: dict, table, cfg: RegimePreset) -> dict:
         )
         for metric in (SEPARABILITY, DIVERSITY, "var_ratio_pixel", "recall", "vendi", "fd_pca")
     } if windows else {}  # fmt: skip
-    rows = [_schedule_row(s, per[s["schedule"]], entry["prediction"]) for s in scheds]
+    rows = [_schedule_row(s, per[s["schedule"]], entry["predictions"][sampler]) for s in scheds]
     for r in rows:
         r["vs_constant_same_w_pos"] = {m: v[r["schedule"]] for m, v in paper.items() if r["schedule"] in v}
     return {
@@ -428,7 +443,10 @@ def _schedule_row(sched: dict, per: dict, prediction: dict) -> dict:
     for m, vals in per.items():
         d = paired_difference(vals, np.zeros_like(vals))
         row[m] = {"mean": d["mean"], "ci": d["ci"]}
-    pred = (prediction.get("schedules") or {}).get(sched["schedule"]) or {}
+    pred = (prediction.get("schedules") or {}).get(sched["schedule"])
+    if pred is None and sched["schedule"] == prediction.get("calibrated_schedule"):
+        pred = {"var_ratio": (prediction.get("calibration") or {}).get("var_ratio")}
+    pred = pred or {}
     row["predicted_var_ratio"] = pred.get("var_ratio")
     row["predicted_window_helps"] = pred.get("window_helps")
     return row
