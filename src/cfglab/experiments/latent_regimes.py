@@ -388,6 +388,8 @@ def _analyse_sampler(entry: dict, table, cfg: RegimePreset, sampler: str) -> dic
     } if windows else {}  # fmt: skip
     rows = [_schedule_row(s, per[s["schedule"]], entry["predictions"][sampler]) for s in scheds]
     for r in rows:
+        r["var_ratio_latent_per_direction"] = _per_direction(table, r["schedule"])
+    for r in rows:
         r["vs_constant_same_w_pos"] = {m: v[r["schedule"]] for m, v in paper.items() if r["schedule"] in v}
     return {
         "schedules": rows,
@@ -428,6 +430,14 @@ def _score_predictions(rows: list[dict], paper: dict) -> dict:
         else None,
         "rule": "window helps = latent var-ratio verdict 'better' and separability not 'worse'",
     }
+
+
+def _per_direction(table, schedule: str) -> list[float]:
+    """Latent variance ratio per real principal direction, mean over seeds."""
+    import json
+
+    cells = table.loc[table["schedule"] == schedule, "var_ratio_latent_per_direction"]
+    return np.mean([json.loads(c) for c in cells], axis=0).tolist()
 
 
 _SUMMARY = (
