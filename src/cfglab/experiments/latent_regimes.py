@@ -137,11 +137,12 @@ def sigma_grid(steps: int, sigma_switch: float | None = None):
 
 @functools.lru_cache(maxsize=4)
 def _loaded(profile: str, data: str, train_seed: int):
-    """(model, metric context) of a cached model, once per worker process."""
+    """(model, metric context, evaluator, K) of a cached model, once per worker process."""
     import torch
 
     from cfglab.latent.checkpoint import load_or_train
     from cfglab.latent.data import load_data
+    from cfglab.latent.evaluate import train_evaluator
     from cfglab.latent.metrics import fit_context
     from cfglab.latent.pipeline import resolve_config
 
@@ -149,7 +150,8 @@ def _loaded(profile: str, data: str, train_seed: int):
     ld = load_data(cfg.data, test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
     model = load_or_train(cfg, ld)[0]
     latents = model.encode(torch.from_numpy(ld.train_images)).numpy()
-    return model, fit_context(latents, ld.train_images, ld.train_labels), ld.n_classes
+    ctx = fit_context(latents, ld.train_images, ld.train_labels)
+    return model, ctx, train_evaluator(ld), ld.n_classes
 
 
 def regime_task(params: dict) -> dict:
@@ -157,10 +159,11 @@ def regime_task(params: dict) -> dict:
     import torch
 
     from cfglab.guidance.schedules import as_schedule
+    from cfglab.latent.evaluate import score_images
     from cfglab.latent.metrics import score_generated
     from cfglab.latent.sample import generate
 
-    model, ctx, k = _loaded(params["profile"], params["data"], int(params.get("train_seed", 0)))
+    model, ctx, ev, k = _loaded(params["profile"], params["data"], int(params.get("train_seed", 0)))
     schedule = as_schedule(params["schedule"])
     sigmas = sigma_grid(int(params["steps"]), getattr(schedule, "sigma_switch", None))
     labels = torch.arange(k).repeat_interleave(int(params["n_per_class"]))  # [K n]
@@ -171,6 +174,8 @@ def regime_task(params: dict) -> dict:
     row = score_generated(
         ctx, z.numpy(), images.numpy(), labels.numpy(), nearest_k=int(params["nearest_k"])
     )
+    mlp = score_images(ev, images.numpy(), labels.numpy(), nearest_k=int(params["nearest_k"]))
+    row.update({f"{m}_mlp": mlp[m] for m in ("separability", "precision", "fd")})  # as `latent study`
     row["n_sigma_steps"] = len(sigmas) - 1
     return row
 
@@ -442,7 +447,7 @@ def _per_direction(table, schedule: str) -> list[float]:
 
 _SUMMARY = (
     SEPARABILITY, "top1", DIVERSITY, "var_ratio_latent_top", "var_ratio_pixel",
-    "precision", "recall", "coverage", "vendi", "fd_pca",
+    "precision", "recall", "coverage", "vendi", "fd_pca", "separability_mlp", "precision_mlp", "fd_mlp",
 )  # fmt: skip
 
 
