@@ -1,0 +1,1 @@
+"""Experiments that combine layers: measurements that use theory, studies, sweep task functions."""
