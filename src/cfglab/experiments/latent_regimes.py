@@ -92,29 +92,12 @@ REGIME_PRESETS: dict[str, RegimePreset] = {
 }
 
 
-def _regime_api():
-    """14a's ``measure_regime`` / ``predict``; the temporary stand-in until issue-14a is merged."""
-    try:
-        from cfglab.experiments.latent_regime_measure import measure_regime, predict
-    except ImportError:
-        from cfglab.experiments._regime_standin import measure_regime, predict
-    return measure_regime, predict
-
-
 def _conditioning(name: str, profile: str) -> tuple[str, str]:
     """(data spec, training profile) of a conditioning; ``tiny`` overrides the profile."""
-    try:
-        from cfglab.latent.conditionings import CONDITIONINGS
-    except ImportError:  # before issue-14a: the digits baseline only
-        CONDITIONINGS = {"digits": None}
-    if name not in CONDITIONINGS:
-        raise CfglabInputError(
-            f"unknown conditioning {name!r}; choose from {', '.join(CONDITIONINGS)}"
-        )
-    cond = CONDITIONINGS[name]
-    data = "digits" if cond is None else cond.data
-    trained = "default" if cond is None else cond.profile
-    return data, ("tiny" if profile == "tiny" else trained)
+    from cfglab.latent.conditionings import conditioning_data, CONDITIONINGS
+
+    data = conditioning_data(name)  # an unknown name is a one-line input error
+    return data, ("tiny" if profile == "tiny" else CONDITIONINGS[name].profile)
 
 
 # --- one task ------------------------------------------------------------------------------
@@ -285,10 +268,8 @@ def regime_study(
 
 
 def _default_conditionings() -> tuple[str, ...]:
-    try:
-        from cfglab.latent.conditionings import CONDITIONINGS
-    except ImportError:
-        return ("digits",)
+    from cfglab.latent.conditionings import CONDITIONINGS
+
     return tuple(CONDITIONINGS)
 
 
@@ -296,7 +277,8 @@ def _plan(name: str, data: str, profile: str, cfg: RegimePreset) -> dict:
     """Prepare (train once if needed), measure the regime, choose the schedules, predict."""
     from cfglab.latent.pipeline import prepare, resolve_config
 
-    measure_regime, predict = _regime_api()
+    from cfglab.experiments.latent_regime_measure import measure_regime, predict
+
     prep = prepare(resolve_config(profile, data=data))
     regime = measure_regime(prep, seed=0)
     centre, source = _switch_centre(regime)
@@ -478,7 +460,8 @@ def _frontier(scheds: list[dict], per: dict, n: int) -> dict:
         div = np.array([per[m][DIVERSITY][seed] for m in members])
         return sep, div
 
-    families = sorted({s["family"] for s in scheds} - {"constant"})
+    sizes = {f: sum(s["family"] == f for s in scheds) for f in {s["family"] for s in scheds}}
+    families = sorted(f for f, n in sizes.items() if f != "constant" and n > 1)  # a frontier, not a point
     gaps = {
         f: np.array([frontier_gap(points("constant", i), points(f, i)) for i in range(n)])
         for f in families
