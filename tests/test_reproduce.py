@@ -39,7 +39,8 @@ def test_report_files_are_written_and_open_offline(test_report):
 
 def test_every_section_has_a_status_and_figures_carry_a_verdict(test_report):
     _, report = test_report
-    assert set(report["sections"]) == {"phase", "exponential", "subexponential", "infinite", "shrinkage", "latent"}
+    assert set(report["sections"]) == {"phase", "exponential", "subexponential", "infinite", "shrinkage", "latent",
+                                       "latent_regimes"}
     for s in report["sections"].values():
         assert s["status"] in ("ok", "not available", "error", "skipped")
         if s["status"] in ("not available", "skipped"):
@@ -114,6 +115,7 @@ def test_cli_prints_one_json_object_and_rejects_unknown_profiles(test_report, ca
     assert main(["reproduce", "--profile", "test", "--out", str(out), "--workers", "0", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["profile"] == "test" and summary["index"].endswith("index.html")
-    assert summary["latent"] == "skipped" and summary["subexponential"] in ("supported", "not supported")
+    assert summary["latent"] == summary["latent_regimes"] == "skipped"
+    assert summary["subexponential"] in ("supported", "not supported")
     assert main(["reproduce", "--profile", "huge", "--json"]) == 2
     assert "unknown profile 'huge'" in capsys.readouterr().err

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None] | None
-SEPARABILITY, DIVERSITY = "log_posterior", "var_ratio_latent"
+SEPARABILITY, DIVERSITY, CLOSENESS = "log_posterior", "var_ratio_latent", "var_ratio_closeness"
 
 
 @dataclass(frozen=True)
@@ -364,6 +364,8 @@ def _analyse_sampler(entry: dict, table, cfg: RegimePreset, sampler: str) -> dic
         s["schedule"]: {m: _per_seed(table, s["schedule"], m, n) for m in _SUMMARY}
         for s in scheds
     }
+    for vals in per.values():  # −|log ratio|: higher = closer to the data's variance (the forecast's sense)
+        vals[CLOSENESS] = -np.abs(np.log(vals[DIVERSITY]))
     const = {s["w_pos"]: s["schedule"] for s in scheds if s["family"] == "constant"}
     windows = [s for s in scheds if s["family"] != "constant" and s.get("w_pos") in const]
     paper = {
@@ -371,7 +373,7 @@ def _analyse_sampler(entry: dict, table, cfg: RegimePreset, sampler: str) -> dic
             {w["schedule"]: (per[w["schedule"]][metric], per[const[w["w_pos"]]][metric]) for w in windows},
             higher_is_better=metric != "fd_pca",
         )
-        for metric in (SEPARABILITY, DIVERSITY, "var_ratio_pixel", "recall", "vendi", "fd_pca")
+        for metric in (SEPARABILITY, DIVERSITY, CLOSENESS, "var_ratio_pixel", "recall", "vendi", "fd_pca")
     } if windows else {}  # fmt: skip
     rows = [_schedule_row(s, per[s["schedule"]], entry["predictions"][sampler]) for s in scheds]
     for r in rows:
@@ -382,41 +384,51 @@ def _analyse_sampler(entry: dict, table, cfg: RegimePreset, sampler: str) -> dic
         "schedules": rows,
         "paper_style": paper,
         "frontier": _frontier(scheds, per, n),
-        "prediction_score": _score_predictions(rows, paper),
+        "prediction_score": _score_predictions(rows, paper, entry["predictions"][sampler]),
     }
 
 
-def _score_predictions(rows: list[dict], paper: dict) -> dict:
-    """Forecast vs measurement: variance ratios, and "window helps" vs the paper-style verdicts.
+# the forecast's effect of a window -> (metric, verdict) that measures it (paper-style, Holm)
+EFFECT_VERDICT = {
+    "restores-diversity": (CLOSENESS, "better"),
+    "inert": (CLOSENESS, "no detectable difference"),
+    "worsens": (CLOSENESS, "worse"),
+    "overshoots": (CLOSENESS, "worse"),
+    "loses-class": (SEPARABILITY, "worse"),
+}
 
-    A window *helps* when its latent variance ratio is better and its separability not
-    worse than constant CFG at the same w_pos (both Holm-corrected verdicts).
+
+def _score_predictions(rows: list[dict], paper: dict, prediction: dict) -> dict:
+    """Forecast vs measurement, per window, two ways (rules in the returned dict).
+
+    *effect*: the forecast's effect (:data:`EFFECT_VERDICT`) against the measured verdict of
+    the matching metric; *helps*: the forecast's ``window_helps`` against the paper's claim
+    measured (latent variance ratio 'better' and separability not 'worse').
     """
-    agree = disagree = 0
+    effect, helps = {"agree": 0, "disagree": 0}, {"agree": 0, "disagree": 0}
     for r in rows:
-        guess = r["predicted_window_helps"]
-        if r["schedule"] not in paper.get(DIVERSITY, {}) or guess is None:
+        sched = r["schedule"]
+        guess = (prediction.get("schedules") or {}).get(sched) or {}
+        if sched not in paper.get(DIVERSITY, {}) or guess.get("window_helps") is None:
             continue
-        helps = (
-            paper[DIVERSITY][r["schedule"]]["verdict"] == "better"
-            and paper[SEPARABILITY][r["schedule"]]["verdict"] != "worse"
-        )
-        agree, disagree = agree + (helps == guess), disagree + (helps != guess)
-    pairs = [
-        (r["predicted_var_ratio"], r[DIVERSITY]["mean"])
-        for r in rows
-        if r["predicted_var_ratio"] is not None
-    ]
+        measured = (paper[DIVERSITY][sched]["verdict"] == "better"
+                    and paper[SEPARABILITY][sched]["verdict"] != "worse")  # fmt: skip
+        helps["agree" if measured == guess["window_helps"] else "disagree"] += 1
+        metric, expected = EFFECT_VERDICT.get(guess.get("effect"), (None, None))
+        if metric is not None:
+            ok = paper[metric][sched]["verdict"] == expected
+            effect["agree" if ok else "disagree"] += 1
+            r["predicted_effect"], r["measured_effect_verdict"] = guess["effect"], paper[metric][sched]["verdict"]
+    pairs = [(r["predicted_var_ratio"], r[DIVERSITY]["mean"]) for r in rows if r["predicted_var_ratio"] is not None]
     pred, meas = (np.array(v, dtype=float) for v in zip(*pairs)) if pairs else ([], [])
     return {
-        "window_helps_agree": agree,
-        "window_helps_disagree": disagree,
-        "var_ratio_n": len(pairs),
-        "var_ratio_mean_abs_log_error": float(np.mean(np.abs(np.log(meas / pred))))
-        if pairs
-        else None,
-        "rule": "window helps = latent var-ratio verdict 'better' and separability not 'worse'",
-    }
+        "effect": effect, "helps": helps, "var_ratio_n": len(pairs),
+        "var_ratio_mean_abs_log_error": float(np.mean(np.abs(np.log(meas / pred)))) if pairs else None,
+        "rule": ("effect: restores-diversity / inert / worsens|overshoots = verdict better / no"
+                 " detectable difference / worse of −|log var ratio| vs constant at w_pos;"
+                 " loses-class = separability worse.  helps: var ratio 'better' and separability"
+                 " not 'worse'"),
+    }  # fmt: skip
 
 
 def _per_direction(table, schedule: str) -> list[float]:

@@ -52,7 +52,7 @@ def regimes_table(result: dict) -> str:
 
 def _sampler_table(sampler: str, s: dict) -> str:
     head = ["schedule", *(label for _, label in _METRICS), "predicted var ratio",
-            "Δ log p vs const(w_pos)", "Δ var ratio vs const(w_pos)"]  # fmt: skip
+            "Δ log p vs const(w_pos)", "Δ var ratio vs const(w_pos)", "forecast effect (measured)"]  # fmt: skip
     lines = [f"**{sampler}**\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     paper = s["paper_style"]
     for r in s["schedules"]:
@@ -60,6 +60,8 @@ def _sampler_table(sampler: str, s: dict) -> str:
         for m in ("log_posterior", "var_ratio_latent"):
             d = paper.get(m, {}).get(r["schedule"])
             cells.append(f"{_ci(d)} {d['verdict']}" if d else "")
+        effect = r.get("predicted_effect")
+        cells.append(f"{effect} ({r['measured_effect_verdict']})" if effect else "")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("\n| family vs constant CFG (whole frontier) | mean Δ var ratio at equal log p | verdict |")
     lines.append("|---|---|---|")
@@ -67,8 +69,9 @@ def _sampler_table(sampler: str, s: dict) -> str:
         lines.append(f"| {fam} | {_ci(f) if f.get('ci') else '–'} | {f['verdict']} |")
     score = s["prediction_score"]
     lines.append(
-        f"\nPredictions: window-helps agree {score['window_helps_agree']}, disagree"
-        f" {score['window_helps_disagree']}; variance ratio mean |log error|"
+        f"\nPredictions ({score['rule']}): effect agree {score['effect']['agree']}, disagree"
+        f" {score['effect']['disagree']}; helps agree {score['helps']['agree']}, disagree"
+        f" {score['helps']['disagree']}; variance ratio mean |log error|"
         f" {_fmt(score['var_ratio_mean_abs_log_error'])} over {score['var_ratio_n']} schedules.\n"
     )
     return "\n".join(lines)
