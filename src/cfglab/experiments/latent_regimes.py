@@ -214,7 +214,7 @@ def regime_tasks(plan: dict, preset: RegimePreset, profile: str) -> list:
 def regime_study(
     *,
     profile: str = "default",
-    preset: str = "quick",
+    preset: str | RegimePreset = "quick",
     conditionings: tuple[str, ...] | None = None,
     seeds: int | None = None,
     out: str | os.PathLike = "latent-regimes",
@@ -223,10 +223,18 @@ def regime_study(
     threads: int | None = 1,
     progress: Progress = None,
 ) -> dict:
-    """Measure, predict (``predictions.json`` first), sweep, decide; returns the study dict."""
-    if preset not in REGIME_PRESETS:
+    """Measure, predict (``predictions.json`` first), sweep, decide; returns the study dict.
+
+    ``preset``: a :data:`REGIME_PRESETS` name or a :class:`RegimePreset` (e.g. a preset
+    extended with ``dataclasses.replace``; tasks it shares with an earlier run in ``out``
+    are reused).
+    """
+    if isinstance(preset, RegimePreset):
+        cfg, preset = preset, "custom"
+    elif preset in REGIME_PRESETS:
+        cfg = REGIME_PRESETS[preset]
+    else:
         raise CfglabInputError(f"unknown preset {preset!r}; choose from {', '.join(REGIME_PRESETS)}")
-    cfg = REGIME_PRESETS[preset]
     if seeds is not None:
         cfg = dataclasses.replace(cfg, seeds=positive_int("seeds", seeds))
     if cfg.seeds < 2:
