@@ -41,7 +41,8 @@ def test_report_files_are_written_and_open_offline(test_report):
 @pytest.mark.slow  # the full test-profile report; runs in the slow tier
 def test_every_section_has_a_status_and_figures_carry_a_verdict(test_report):
     _, report = test_report
-    assert set(report["sections"]) == {"phase", "exponential", "subexponential", "infinite", "shrinkage", "latent"}
+    assert set(report["sections"]) == {"phase", "exponential", "subexponential", "infinite", "shrinkage", "latent",
+                                       "latent_regimes"}
     for name, s in report["sections"].items():
         assert s["status"] in ("ok", "skipped"), (name, s["status"], s.get("error"), s["notes"])
         if s["status"] == "skipped":
@@ -164,7 +165,7 @@ def test_cli_prints_one_json_object_and_rejects_unknown_profiles(test_report, ca
     assert main(["reproduce", "--profile", "test", "--out", str(out), "--workers", "0", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["profile"] == "test" and summary["index"].endswith("index.html")
-    assert summary["latent"] == "skipped" and summary["subexponential"] in ("supported", "contradicted", "inconclusive")
+    assert summary["latent"] == summary["latent_regimes"] == "skipped" and summary["subexponential"] in ("supported", "contradicted", "inconclusive")
     assert main(["reproduce", "--profile", "huge", "--json"]) == 2
     assert "unknown profile 'huge'" in capsys.readouterr().err
 

@@ -11,7 +11,7 @@ import sys
 from cfglab._io import json_clean, write_json_atomic
 from cfglab._validate import CfglabInputError
 
-__all__ = ["number", "add_json_flag", "emit", "progress_bar", "write_json_atomic"]
+__all__ = ["number", "add_json_flag", "emit", "emit_study", "progress_bar", "write_json_atomic"]
 
 
 def number(text: str) -> float:
@@ -54,6 +54,16 @@ def emit(result: dict, as_json: bool, *, title: str = "") -> None:
             value = f"{value:.6g}"
         table.add_row(key, str(value))
     Console().print(table)
+
+
+def emit_study(result: dict, as_json: bool, out: str, files: str) -> int:
+    """A study's JSON, or its Markdown table and the list of ``files`` written under ``out``."""
+    if as_json:
+        emit(result, True)
+        return 0
+    print(Path(result["files"]["table"]).read_text())
+    print(f"files under {out}: {files}")
+    return 0
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cfglab.cli._common import add_json_flag, emit, integer, progress_bar
+from cfglab.cli._common import add_json_flag, emit, emit_study, integer, progress_bar
 
 
 def register(sub) -> None:
@@ -20,6 +20,9 @@ def register(sub) -> None:
         )
     )
     _study(verbs.add_parser("study", help="the schedule study: table, Pareto plot, grids, JSON"))
+    from cfglab.cli.latent_regimes import register_regimes
+
+    register_regimes(verbs)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -216,12 +219,7 @@ def run_study(args) -> int:
             progress=update,
             train_progress=update,
         )
-    if args.json:
-        emit(result, True)
-        return 0
-    print(open(result["files"]["table"]).read())
-    print(f"files under {args.out}: study.json, table.md, pareto.png, grids/*.png")
-    return 0
+    return emit_study(result, args.json, args.out, "study.json, table.md, pareto.png, grids/*.png")
 
 
 def _write_npz(out: str, images, labels):

@@ -7,6 +7,10 @@
   simulation and the paper's three regime claims;
 * :mod:`~cfglab.experiments.latent_study`, :mod:`~cfglab.experiments.latent_calibration` —
   the schedule study on the trained latent model;
+* :mod:`~cfglab.experiments.latent_regime_measure`, :mod:`~cfglab.experiments.latent_predict`,
+  :mod:`~cfglab.experiments.latent_regimes` — the regime study: each model's measured α/α_c,
+  the theory's forecast written before sampling, the schedule sweep and its statistics
+  (:mod:`~cfglab.experiments.stats`);
 * :mod:`~cfglab.experiments.tasks` — the functions every built-in sweep task kind points to
   (the registry itself is :data:`cfglab.sweep.tasks.TASKS`).
 

@@ -20,7 +20,13 @@ import torch
 from cfglab._io import atomic_path
 from cfglab._validate import CfglabInputError
 from cfglab.latent.data import LatentData
-from cfglab.latent.model import EDMDenoiser, build_autoencoder, build_unet, seeded_init
+from cfglab.latent.model import (
+    EDMDenoiser,
+    build_autoencoder,
+    build_unet,
+    latent_shape,
+    seeded_init,
+)
 from cfglab.latent.train import LatentConfig, LatentModel, Progress, train_model
 
 __all__ = ["cache_dir", "checkpoint_dir", "load_model", "load_or_train", "save_model"]
@@ -80,11 +86,7 @@ def load_model(
     with seeded_init(0):  # weights are overwritten below; pins the dtype of the construction
         ae = build_autoencoder(cfg.arch, shape).float()
         denoiser = EDMDenoiser(
-            build_unet(
-                cfg.arch,
-                (cfg.arch.latent_channels, shape[1] // 2, shape[2] // 2),
-                meta["n_classes"],
-            ),
+            build_unet(cfg.arch, latent_shape(cfg.arch, shape), meta["n_classes"]),
             meta["n_classes"],
         ).float()
     _load_weights(ae, folder / "autoencoder.safetensors")

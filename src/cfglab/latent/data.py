@@ -1,7 +1,8 @@
 """Real image data for the latent diffusion model (docs/latent.md).
 
 The embedded default is scikit-learn's ``load_digits`` (1,797 real 8×8 handwritten digits,
-10 classes; it ships inside scikit-learn, nothing is downloaded).  User data comes as an
+10 classes; it ships inside scikit-learn, nothing is downloaded); ``glyphs:char`` /
+``glyphs:font`` render matplotlib's fonts (:mod:`cfglab.latent.conditionings`).  User data comes as an
 ``.npz`` file with arrays ``images`` [N, H, W] or [N, C, H, W] and ``labels`` [N], or as an
 image folder with one subfolder per class.  Pixels are scaled to [−1, 1]; the train /
 held-out split is a seeded, stratified permutation, and a SHA-256 hash of the pixels, labels
@@ -86,13 +87,17 @@ def _read(source: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
             d.target.astype(np.int64),
             tuple(map(str, d.target_names)),
         )
+    if source.startswith("glyphs:"):  # rendered fonts (cfglab.latent.conditionings)
+        from cfglab.latent.conditionings import read_glyphs
+
+        return read_glyphs(source)
     path = Path(source)
     if path.is_dir():
         return _read_folder(path)
     if path.suffix == ".npz" and path.is_file():
         return _read_npz(path)
     raise CfglabInputError(
-        f"data source {source!r} is neither 'digits', an existing .npz file nor a folder"
+        f"data source {source!r} is neither 'digits', 'glyphs:...', an existing .npz file nor a folder"
     )
 
 

@@ -1,7 +1,7 @@
 """Model pieces of the latent diffusion model: diffusers networks + EDM preconditioning (docs/latent.md).
 
 * :func:`build_autoencoder`: a small diffusers ``AutoencoderKL`` (8×8×1 → 4×4×2 for digits;
-  one 2× downsampling for any even image size).
+  ``len(ae_channels) − 1`` 2× downsamplings, e.g. three blocks map 16×16 glyphs to 4×4).
 * :func:`build_unet`: a class-conditional diffusers ``UNet2DModel`` on the latent, with
   ``num_class_embeds = n_classes + 1`` — the extra index is the null class used for label
   dropout, so one network gives the conditional and the unconditional prediction.
@@ -22,7 +22,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["ArchConfig", "EDMDenoiser", "build_autoencoder", "build_unet", "seeded_init"]
+__all__ = [
+    "ArchConfig",
+    "EDMDenoiser",
+    "build_autoencoder",
+    "build_unet",
+    "latent_shape",
+    "seeded_init",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,24 @@ class ArchConfig:
     unet_channels: tuple[int, ...] = (32, 64)
     unet_layers: int = 1
     norm_groups: int = 8
+
+    @property
+    def downsample(self) -> int:
+        """Spatial factor of the autoencoder: one 2× downsampling per block after the first."""
+        return 2 ** (len(self.ae_channels) - 1)
+
+
+def latent_shape(arch: ArchConfig, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """(latent_channels, H / f, W / f) of images [C, H, W] under ``arch`` (f = ``arch.downsample``)."""
+    _, height, width = image_shape
+    f = arch.downsample
+    if height % f or width % f:
+        from cfglab._validate import CfglabInputError
+
+        raise CfglabInputError(
+            f"image size {height}x{width} is not divisible by the autoencoder's downsampling {f}"
+        )
+    return (arch.latent_channels, height // f, width // f)
 
 
 @contextlib.contextmanager
@@ -54,7 +79,7 @@ def seeded_init(seed: int):
 
 
 def build_autoencoder(arch: ArchConfig, image_shape: tuple[int, int, int]):
-    """diffusers ``AutoencoderKL`` mapping [N, C, H, W] images to [N, latent_channels, H/2, W/2]."""
+    """diffusers ``AutoencoderKL`` mapping [N, C, H, W] images to [N, latent_channels, H/f, W/f]."""
     from diffusers import AutoencoderKL
 
     channels, height, _ = image_shape

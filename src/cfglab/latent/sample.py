@@ -155,18 +155,22 @@ def generate(
     seed: int = 0,
     batch: int = 1000,
     callback: Callback = None,
-) -> torch.Tensor:
+    sigmas: torch.Tensor | None = None,
+    return_latents: bool = False,
+):
     """Images [N, C, H, W] in [−1, 1] of classes ``labels`` [N] from a :class:`LatentModel`.
 
     Latent noise ``σ_max · z`` and ancestral noise come from one ``torch.Generator(seed)``.
+    ``sigmas`` (decreasing, ending at 0) replaces the Karras grid of ``steps``; with
+    ``return_latents`` the result is ``(images, final latents [N, c, h, w])``.
     """
     if sampler not in SAMPLERS:
         raise CfglabInputError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
-    sigmas = karras_sigmas(steps)
+    sigmas = karras_sigmas(steps) if sigmas is None else sigmas
     gen = torch.Generator().manual_seed(int(seed))
     net = model.denoiser
     fn = SAMPLERS[sampler]
-    out = []
+    out, latents = [], []
     for chunk in labels.split(positive_int("batch", batch)):
         x = float(sigmas[0]) * torch.randn(
             (len(chunk), *model.latent_shape), generator=gen, dtype=torch.float32
@@ -183,4 +187,6 @@ def generate(
             callback=callback,
         )
         out.append(model.decode(z))
-    return torch.cat(out)
+        latents.append(z)
+    images = torch.cat(out)
+    return (images, torch.cat(latents)) if return_latents else images

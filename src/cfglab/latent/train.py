@@ -24,7 +24,14 @@ import torch
 
 from cfglab._validate import CfglabInputError, positive_int
 from cfglab.latent.data import DEFAULT_DATA, LatentData
-from cfglab.latent.model import ArchConfig, EDMDenoiser, build_autoencoder, build_unet, seeded_init
+from cfglab.latent.model import (
+    ArchConfig,
+    EDMDenoiser,
+    build_autoencoder,
+    build_unet,
+    latent_shape,
+    seeded_init,
+)
 
 __all__ = ["PROFILES", "LatentConfig", "LatentModel", "cpu_threads", "train_model"]
 
@@ -78,6 +85,8 @@ PROFILES: dict[str, LatentConfig] = {
         batch=64,
         ema_decay=0.9,
     ),
+    # 16×16 images (glyphs, docs/latent.md "Regimes"): one more downsampling, latent 4×4×2 (d = 32)
+    "glyphs": LatentConfig(profile="glyphs", arch=ArchConfig(ae_channels=(16, 32, 32))),
 }
 
 
@@ -96,8 +105,7 @@ class LatentModel:
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.image_shape
-        return (self.config.arch.latent_channels, h // 2, w // 2)
+        return latent_shape(self.config.arch, self.image_shape)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from cfglab._validate import CfglabInputError
 
 __all__ = ["LabSettings", "PhaseSettings", "ExponentialSettings", "SubExpSettings",
-           "InfiniteSettings", "ShrinkageSettings", "LatentSettings", "Profile", "PROFILES",
+           "InfiniteSettings", "ShrinkageSettings", "LatentSettings", "RegimeSettings", "Profile", "PROFILES",
            "get_profile"]
 
 
@@ -113,6 +113,19 @@ class LatentSettings:
 
 
 @dataclass(frozen=True)
+class RegimeSettings:
+    """The regime study (cfglab.experiments.latent_regimes): ``model`` ``default`` uses each
+    conditioning's own training profile, ``tiny`` the tiny one; ``preset`` names a
+    ``REGIME_PRESETS`` entry; ``conditionings`` () means all.  The quick profile runs the
+    digits baseline only (≈ 3 min with the model cached; all three take ≈ 15 min)."""
+
+    enabled: bool = True
+    model: str = "default"
+    preset: str = "quick"
+    conditionings: tuple = ("digits",)
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything ``cfglab reproduce`` runs; one field per section."""
 
@@ -124,6 +137,7 @@ class Profile:
     infinite: InfiniteSettings = field(default_factory=InfiniteSettings)
     shrinkage: ShrinkageSettings = field(default_factory=ShrinkageSettings)
     latent: LatentSettings = field(default_factory=LatentSettings)
+    regimes: RegimeSettings = field(default_factory=RegimeSettings)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -141,6 +155,7 @@ _TEST = Profile(
     latent=LatentSettings(enabled=False, model="tiny", study="quick", overrides=(
         ("seeds", (0, 1)), ("n_per_class", 7), ("steps", 4), ("constant_w", (0.0, 2.0)), ("interval_w", ()),
         ("window_w_pos", (2.0,)), ("window_fractions", (0.4,)), ("window_extra", ()))),
+    regimes=RegimeSettings(enabled=False, model="tiny", preset="test", conditionings=("digits",)),
 )
 
 _FULL = Profile(
@@ -155,6 +170,7 @@ _FULL = Profile(
                                 compare_d=40, compare_n=4000, compare_steps=500, compare_seeds=4),
     latent=LatentSettings(model="default", study="full", overrides=(("seeds", (0, 1, 2, 3, 4)),
                                                                     ("n_per_class", 200))),
+    regimes=RegimeSettings(preset="full", conditionings=()),
 )
 
 PROFILES: dict[str, Profile] = {"test": _TEST, "quick": Profile(name="quick"), "full": _FULL}

@@ -26,11 +26,12 @@ TITLE = "cfglab: distortions of classifier-free guidance — reproduction report
 
 def _sections() -> list[Section]:
     from cfglab.report.lab_sections import INFINITE, SUBEXPONENTIAL
+    from cfglab.report.latent_regimes_section import REGIMES
     from cfglab.report.latent_section import LATENT
     from cfglab.report.schedule_section import SHRINKAGE
     from cfglab.report.theory_sections import EXPONENTIAL, PHASE
 
-    return [PHASE, EXPONENTIAL, SUBEXPONENTIAL, INFINITE, SHRINKAGE, LATENT]
+    return [PHASE, EXPONENTIAL, SUBEXPONENTIAL, INFINITE, SHRINKAGE, LATENT, REGIMES]
 
 
 SECTIONS: Callable[[], list[Section]] = _sections

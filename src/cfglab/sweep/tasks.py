@@ -26,6 +26,7 @@ TASKS: dict[str, str] = {
     "latent.evaluate": "cfglab.experiments.tasks:latent_evaluate_task",
     "schedules.compare": "cfglab.experiments.tasks:compare_task",
     "schedules.shrinkage": "cfglab.experiments.tasks:shrinkage_task",
+    "latent.regime": "cfglab.experiments.latent_regimes:regime_task",
 }
 
 # task kind -> "module:function" that fills defaults / validates (same params, same hash)
