@@ -242,7 +242,7 @@ def regime_study(
     names = tuple(conditionings or _default_conditionings())
     specs = {n: _conditioning(n, profile) for n in names}  # bad names fail before any work
     out = Path(out)
-    from cfglab.cli._common import write_json_atomic
+    from cfglab._io import write_json_atomic
     from cfglab.latent.train import cpu_threads
     from cfglab.sweep.engine import run_sweep
 
