@@ -16,6 +16,8 @@ TINY = {
     "schedules.compare": {"d": 3, "alpha": 0.3, "n_samples": 20, "steps": 6},
     "schedules.shrinkage": {"n": 2, "n_simulate": 0},
     "latent.evaluate": {"profile": "tiny", "schedule": "constant:w=1", "n_per_class": 7, "steps": 2},
+    "latent.study": {"profile": "tiny", "schedule": "constant:w=1", "seed": 0, "n_per_class": 7, "steps": 2,
+                     "images": True},
 }
 
 
@@ -25,7 +27,7 @@ def test_every_registered_kind_has_a_tiny_input():
 
 @pytest.mark.parametrize("kind", sorted(TASKS))
 def test_kind_runs_and_returns_a_flat_row(kind, request):
-    if kind == "latent.evaluate":
+    if kind.startswith("latent."):
         request.getfixturevalue("tiny_latent_cache")  # the shared tiny model, trained once
     row = run_task(kind, resolve_params(kind, TINY[kind]))
     assert row and all(isinstance(k, str) for k in row)
