@@ -133,15 +133,6 @@ def _dmft_or_note(profile, alpha: float, d: int, notes: list[str]) -> dict:
         return {k: float("nan") for k in ("mean_overlap", "var_perp_ratio", "kl_per_dim", "t_switch")}
 
 
-def _dmft_available(notes: list[str]) -> bool:
-    try:
-        import cfglab.theory.dmft  # noqa: F401
-    except ImportError as err:
-        notes.append(f"DMFT curve not available: {err}")
-        return False
-    return True
-
-
 _PANELS = (("kl_debiased", "kl_per_dim", "KL / d (bias-corrected)"), ("mean_overlap", "mean_overlap", "mean overlap m"),
            ("var_perp_ratio", "var_perp_ratio", "var⊥ / σ²"))
 
@@ -184,20 +175,19 @@ def _exp_analyze(profile, rows, figdir) -> SectionResult:
     table = {f"d={d},alpha={a:g}": {"kl_debiased": float(k), "mean_overlap": float(m), "var_perp_ratio": float(v)}
              for (d, a, k), m, v in zip(kl[["d", "alpha", "mean"]].itertuples(index=False),
                                         stats["mean_overlap"]["mean"], stats["var_perp_ratio"]["mean"])}
-    numbers, ok, extra, curve, finite = {"w": cfg.w, "table": table}, grows, "", None, None
-    if _dmft_available(notes):
-        alphas = sorted(rows["alpha"].unique())
-        curve = {float(a): _dmft(profile, a, None) for a in np.linspace(min(alphas), max(alphas), 15)}
-        curve.update({float(a): _dmft(profile, a, None) for a in alphas})
-        finite = {(int(d), float(a)): _dmft_or_note(profile, a, int(d), notes) for d, a in zip(kl["d"], kl["alpha"])}
-        err_inf = _errors(stats, lambda d, a: curve[a])
-        err_fin = _errors(stats, lambda d, a: finite[(d, a)])
-        ds = sorted(err_inf)
-        numbers.update({"dmft": {str(a): curve[a] for a in alphas}, "dmft_finite_d": {f"d={d},alpha={a:g}": v for (d, a), v in finite.items()},
-                        "mean_overlap_error_vs_dmft_by_d": err_inf, "mean_overlap_error_vs_finite_d_dmft_by_d": err_fin})
-        ok = bool(grows and err_inf[ds[-1]] < err_inf[ds[0]])
-        extra = (f"; |m_sim − m_DMFT| averaged over α goes from {fmt(err_inf[ds[0]])} at d = {ds[0]} to "
-                 f"{fmt(err_inf[ds[-1]])} at d = {ds[-1]} (finite-d DMFT: {fmt(err_fin[ds[0]])} to {fmt(err_fin[ds[-1]])})")
+    numbers = {"w": cfg.w, "table": table}
+    alphas = sorted(rows["alpha"].unique())
+    curve = {float(a): _dmft(profile, a, None) for a in np.linspace(min(alphas), max(alphas), 15)}
+    curve.update({float(a): _dmft(profile, a, None) for a in alphas})
+    finite = {(int(d), float(a)): _dmft_or_note(profile, a, int(d), notes) for d, a in zip(kl["d"], kl["alpha"])}
+    err_inf = _errors(stats, lambda d, a: curve[a])
+    err_fin = _errors(stats, lambda d, a: finite[(d, a)])
+    ds = sorted(err_inf)
+    numbers.update({"dmft": {str(a): curve[a] for a in alphas}, "dmft_finite_d": {f"d={d},alpha={a:g}": v for (d, a), v in finite.items()},
+                    "mean_overlap_error_vs_dmft_by_d": err_inf, "mean_overlap_error_vs_finite_d_dmft_by_d": err_fin})
+    ok = bool(grows and err_inf[ds[-1]] < err_inf[ds[0]])
+    extra = (f"; |m_sim − m_DMFT| averaged over α goes from {fmt(err_inf[ds[0]])} at d = {ds[0]} to "
+             f"{fmt(err_inf[ds[-1]])} at d = {ds[-1]} (finite-d DMFT: {fmt(err_fin[ds[0]])} to {fmt(err_fin[ds[-1]])})")
     sentence = (f"At d = {d_big} with w = {cfg.w:g}, the bias-corrected KL per dimension goes from "
                 f"{fmt(g['mean'].iloc[0])} at α = {g['alpha'].iloc[0]:g} to {fmt(g['mean'].iloc[-1])} at "
                 f"α = {g['alpha'].iloc[-1]:g}{extra}; these numbers {verdict(ok)} the claim that the distortion "
