@@ -82,8 +82,8 @@ def test_interrupted_study_resumes_only_missing_tasks(tmp_path, tiny_latent_cach
 
     from cfglab.experiments.latent_study import StudyConfig, latent_study
 
-    cfg = StudyConfig(seeds=(0, 1), n_per_class=7, steps=2, constant_w=(0.0, 1.0, 2.0),
-                      interval_w=(1.0,), window_w_pos=(1.0,), window_fractions=(0.5,), window_extra=())
+    cfg = StudyConfig(seeds=(0, 1), n_per_class=7, steps=2, constant_w=(0.0, 2.0), interval_w=(),
+                      window_w_pos=(1.0,), window_fractions=(0.5,), window_extra=())
     clean = latent_study(profile="tiny", study=cfg, work=tmp_path / "clean", keep_images=True)
     n = clean["sweep"]["n_tasks"]
     assert clean["sweep"] == {"n_tasks": n, "n_cached": 0, "n_computed": n} and n == 2 * len(clean["rows"])
