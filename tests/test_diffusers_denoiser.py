@@ -19,7 +19,7 @@ def _exact_denoiser(mixture):
         out = torch.empty_like(x)
         for i in range(len(x)):
             s, t = float(sigma[i]), t_from_sigma(float(sigma[i]))
-            s_c, s_u, _ = mixture.score_pair(x[i : i + 1] * math.exp(-t), t)  # scores in x_t
+            s_c, s_u, _ = mixture.score_pair(x[i : i + 1] * math.exp(-t), s)  # scores in x_t
             score = s_c if int(cond[i]) == 0 else s_u
             out[i] = x[i] + s**2 * math.exp(-t) * score[0]  # ∇_x = e^{-t} ∇_{x_t}
         return out
@@ -36,7 +36,7 @@ def test_guided_denoiser_equals_the_labs_guided_score():
     d_w = denoiser(x, sigma, cond=torch.zeros(4), uncond=torch.ones(4))
     for i in range(4):
         t = t_from_sigma(float(sigma[i]))
-        s_w = mixture.guided(x[i : i + 1] * math.exp(-t), t, schedule(float(sigma[i]))).score[0]
+        s_w = mixture.guided(x[i : i + 1] * math.exp(-t), float(sigma[i]), schedule(float(sigma[i]))).score[0]
         torch.testing.assert_close((d_w[i] - x[i]) / (sigma[i] ** 2 * math.exp(-t)), s_w, rtol=1e-10, atol=1e-10)
 
 

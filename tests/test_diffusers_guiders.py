@@ -18,6 +18,7 @@ from diffusers.guiders.adaptive_projected_guidance import MomentumBuffer, normal
 
 from cfglab import CfglabInputError  # noqa: E402
 from cfglab.guidance import APG, Constant, Interval, NegativeWindow  # noqa: E402
+from cfglab.noise import sigma_from_t  # noqa: E402
 from cfglab.integrations.diffusers import (  # noqa: E402
     ScheduledGuidance,
     denoise_with_guider,
@@ -147,7 +148,7 @@ def test_cfglab_apg_is_diffusers_apg_original_formulation(eta, momentum, r):
         x = torch.randn(4, d, generator=torch.Generator().manual_seed(10 + step))
         var = 1 - math.exp(-2 * t)
         s_c, s_u = (d_c * math.exp(-t) - x) / var, (d_u * math.exp(-t) - x) / var  # [N, d] scores
-        ours = d_c + math.exp(t) * var * rule.force(x, t, w, s_c, s_u)  # back to denoised space
+        ours = d_c + math.exp(t) * var * rule.force(x, sigma_from_t(t), w, s_c, s_u)  # back to denoised space
         threshold = r * math.sqrt(d) if math.isfinite(r) else 0.0
         theirs = normalized_guidance(d_c, d_u, w, buffer_orig, eta, threshold, True)
         default = normalized_guidance(d_c, d_u, 1 + w, buffer_default, eta, threshold, False)

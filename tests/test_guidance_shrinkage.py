@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cfglab.cli import main
-from cfglab.experiments.shrinkage import random_nonnegative_schedule, shrinkage_check
+from cfglab.experiments.shrinkage import random_nonnegative_schedule, random_nonnegative_schedules, shrinkage_check
 from cfglab.guidance.schedules import parse_schedule
 from cfglab.theory.gaussian import solve_gaussian
 
@@ -18,6 +18,17 @@ def test_random_schedules_are_nonnegative_and_serialisable():
         s = random_nonnegative_schedule(rng)
         assert s.is_nonnegative()
         assert parse_schedule(str(s)) == s
+
+
+def test_report_cloud_is_the_shrinkage_check_generator():
+    """One random-schedule generator feeds the claim: the report's theory cloud draws the same schedules."""
+    from cfglab.report import PROFILES
+    from cfglab.report.schedule_section import _tasks
+
+    p = PROFILES["test"]
+    cloud = [t.params["schedule"] for t in _tasks(p) if t.kind == "theory.gaussian"]
+    expected = random_nonnegative_schedules(p.shrinkage.n_random, p.shrinkage.seed, p.lab.T)
+    assert cloud == [str(s) for s in expected]
 
 
 def test_theorem_holds_and_can_fail_for_negative_weights():

@@ -8,6 +8,7 @@ import torch
 from sklearn.mixture import GaussianMixture as SkGMM
 
 from cfglab.lab import random_mixture
+from cfglab.noise import sigma_from_t
 from cfglab.lab import kernel as kernel_mod
 from cfglab.lab.ensembles import MEANS_BLOCK, SeededMeans, random_means
 from cfglab.lab.kernel import plan_chunks, posterior_stats
@@ -126,7 +127,7 @@ def test_mixture_posterior_matches_sklearn_predict_proba(K, N, d, t):
     sk.covariances_ = np.full(K, gamma)
     sk.precisions_cholesky_ = 1 / np.sqrt(sk.covariances_)
     pi = sk.predict_proba(x.numpy())  # [N, K]
-    s_c, s_u, log_pi_c = model.score_pair(x, t)
+    s_c, s_u, log_pi_c = model.score_pair(x, sigma_from_t(t))
     expected_s_u = -(x.numpy() - decay * pi @ model.means.numpy()) / gamma
     np.testing.assert_allclose(s_u.numpy(), expected_s_u, rtol=1e-10, atol=1e-10)
     ok = pi[:, 0] > 1e-300
@@ -163,9 +164,9 @@ def test_on_the_fly_mixture_scores_equal_stored_mixture():
     assert lazy.sq_norms is None and lazy.K == 9000 and lazy.d == 6
     x = torch.randn(30, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2
     for t in (0.0, 0.5, 3.0):
-        for u, v in zip(stored.score_pair(x, t), lazy.score_pair(x, t)):
+        for u, v in zip(stored.score_pair(x, sigma_from_t(t)), lazy.score_pair(x, sigma_from_t(t))):
             torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-12)
-        torch.testing.assert_close(stored.guided(x, t, 2.0).score, lazy.guided(x, t, 2.0).score, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(stored.guided(x, sigma_from_t(t), 2.0).score, lazy.guided(x, sigma_from_t(t), 2.0).score, rtol=1e-10, atol=1e-12)
     assert torch.equal(stored.bayes_is_target(x), lazy.bayes_is_target(x))
     assert torch.equal(stored.target_mean, lazy.target_mean)
 
@@ -205,7 +206,7 @@ def test_million_classes_at_d20(slow_scale):
     model = random_mixture(K, d, sigma2=0.5, seed=1, on_the_fly=True, dtype=torch.float32)
     x = torch.randn(N, d, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
     t = 0.3
-    s_c, s_u, log_pi = model.score_pair(x, t)
+    s_c, s_u, log_pi = model.score_pair(x, sigma_from_t(t))
     # independent two-pass reference in float64: per-block logsumexp, then combined
     g = model.gamma(t)
     a, b = math.exp(-t) / g, math.exp(-2 * t) / g

@@ -9,6 +9,7 @@ from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SkGMM
 
 from cfglab.lab import explicit_mixture, infinite_class_mixture, random_mixture
+from cfglab.noise import sigma_from_t
 from cfglab.lab.kernel import posterior_stats
 
 pytestmark = pytest.mark.usefixtures("float64")  # tensors built without a dtype are float64
@@ -49,7 +50,7 @@ def test_guided_score_is_cfg_combination_of_autograd_scores(w):
     log_w = torch.log(weights / weights.sum())
     s_u = autograd_score(lambda z: reference_log_prob(z, model.means, log_w, 0.3, t), x)
     s_c = autograd_score(lambda z: reference_log_prob(z, model.means[:1], torch.zeros(1), 0.3, t), x)
-    out = model.guided(x, t, w)
+    out = model.guided(x, sigma_from_t(t), w)
     torch.testing.assert_close(out.score, s_c + w * (s_c - s_u), rtol=RTOL, atol=1e-12)
     torch.testing.assert_close(out.cfg_force, w * (s_c - s_u), rtol=RTOL, atol=1e-12)
 

@@ -73,3 +73,28 @@ def test_quick_study_end_to_end_on_tiny_model(tmp_path, monkeypatch, tiny_latent
     for row in saved["rows"]:
         assert len(row["seeds"]) == 3 and set(row["std"]) == set(row["mean"])
     assert len(res["comparison"]) == len([r for r in res["rows"] if r["family"] != "constant"])
+
+
+def test_interrupted_study_resumes_only_missing_tasks(tmp_path, tiny_latent_cache):
+    """The study's tasks live in a sweep folder: delete some finished rows (an interrupted run)
+    and the rerun computes exactly those, with the same table as the clean run."""
+    import shutil
+
+    from cfglab.experiments.latent_study import StudyConfig, latent_study
+
+    cfg = StudyConfig(seeds=(0, 1), n_per_class=7, steps=2, constant_w=(0.0, 2.0), interval_w=(),
+                      window_w_pos=(1.0,), window_fractions=(0.5,), window_extra=())
+    clean = latent_study(profile="tiny", study=cfg, work=tmp_path / "clean", keep_images=True)
+    n = clean["sweep"]["n_tasks"]
+    assert clean["sweep"] == {"n_tasks": n, "n_cached": 0, "n_computed": n} and n == 2 * len(clean["rows"])
+    shutil.copytree(tmp_path / "clean", tmp_path / "resumed")
+    rows = sorted((tmp_path / "resumed" / "tasks").glob("*.parquet"))
+    for p in rows[::2]:  # the tasks an interruption did not finish
+        p.unlink()
+    resumed = latent_study(profile="tiny", study=cfg, work=tmp_path / "resumed", keep_images=True)
+    missing = len(rows[::2])
+    assert resumed["sweep"] == {"n_tasks": n, "n_cached": n - missing, "n_computed": missing}
+    for key in ("rows", "reference", "comparison", "calibration"):
+        assert resumed[key] == clean[key], key
+    assert resumed["images"].keys() == clean["images"].keys()
+    assert all((resumed["images"][k] == clean["images"][k]).all() for k in clean["images"])

@@ -19,6 +19,8 @@ TINY = {
     "latent.regime": {"conditioning": "digits", "data": "digits", "profile": "tiny", "train_seed": 0,
                       "schedule": "negative_window:w_pos=1,w_neg=-1,sigma_switch=1", "sampler": "heun",
                       "steps": 3, "n_per_class": 7, "nearest_k": 3, "seed": 0},
+    "latent.study": {"profile": "tiny", "schedule": "constant:w=1", "seed": 0, "n_per_class": 7, "steps": 2,
+                     "images": True},
 }
 
 

@@ -93,8 +93,13 @@ def _study(p) -> None:
         default=None,
         help="samples per class per schedule (preset default)",
     )
-    p.add_argument("--out", default="latent-study", metavar="DIR")
+    p.add_argument("--out", default="latent-study", metavar="DIR",
+                   help="results; the study's sweep tasks (resumable) under DIR/tasks")
     p.add_argument("--threads", type=integer, default=1)
+    p.add_argument("--workers", type=integer, default=0,
+                   help="Dask worker processes for the (schedule, seed) tasks (0: this process)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="address of a running Dask scheduler, e.g. tcp://10.0.0.1:8786")
     add_json_flag(p)
     p.set_defaults(func=run_study)
 
@@ -216,6 +221,8 @@ def run_study(args) -> int:
             n_per_class=args.n_per_class,
             checkpoint=args.checkpoint,
             threads=args.threads,
+            workers=args.workers,
+            scheduler=args.scheduler,
             progress=update,
             train_progress=update,
         )

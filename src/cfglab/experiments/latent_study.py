@@ -11,19 +11,23 @@ interpolating each seed's constant-CFG curve at the window's separability (paire
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import dataclasses
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from cfglab._validate import CfglabInputError, positive_int
 from cfglab.experiments.latent_calibration import calibrated_schedule
-from cfglab.guidance.schedules import Constant, Interval, NegativeWindow, Schedule
+from cfglab.guidance.schedules import Constant, Interval, NegativeWindow, Schedule, as_schedule
 from cfglab.latent.data import DEFAULT_DATA
 from cfglab.latent.evaluate import (
     METRICS,
@@ -41,9 +45,13 @@ __all__ = [
     "STUDY_PRESETS",
     "StudyConfig",
     "compare_at_equal_separability",
+    "StudyPlan",
     "latent_study",
+    "plan_study",
     "run_study",
     "study_schedules",
+    "study_task",
+    "study_tasks",
 ]
 
 Progress = Callable[[int, int], None] | None
@@ -138,61 +146,137 @@ def study_schedules(
     return rows
 
 
-def run_study(
-    model,
-    data,
-    ev: Evaluator,
-    cfg: StudyConfig = StudyConfig(),
-    *,
-    progress: Progress = None,
-    keep_images: bool = True,
-) -> dict:
-    """Sample and score every schedule for every seed; returns every number (and first-seed images).
+def study_tasks(cfg: StudyConfig, rows: list[dict], *, model: dict) -> list:
+    """One sweep task (kind ``latent.study``) per (schedule row, seed): ``rows`` outer, seeds inner.
 
-    Returns a dict with ``config``, ``reference`` (held-out real data, same evaluator and
-    sample size), ``rows`` (per schedule: ``family, label, schedule, mean, std, seeds``),
-    ``calibration`` and ``comparison`` (:func:`compare_at_equal_separability`); with
-    ``keep_images`` also ``images``: label -> uint8 array [classes, n, H, W] of the first seed.
+    ``model`` names what a worker loads (:func:`study_task`): ``profile``, ``data``,
+    ``checkpoint`` (the resolved folder), ``data_hash`` and ``evaluator_seed``; with the
+    schedule string and the sampling budget it makes the task's id, so a finished task is
+    never recomputed.  The first seed's tasks also return their images.
     """
-    progress = progress or (lambda done, total: None)
-    check_sample_size(positive_int("n_per_class", cfg.n_per_class), cfg.nearest_k)
-    sigmas = karras_sigmas(cfg.steps)
-    calib = calibrated_schedule(model, data, w=cfg.calibrated_w, sigma_max=float(sigmas[0]))
-    rows = study_schedules(cfg, sigmas, calib.get("schedule_object"))
-    labels = torch.arange(data.n_classes).repeat_interleave(cfg.n_per_class)  # [K n]
-    total, done, images = len(rows) * len(cfg.seeds), 0, {}
-    for row in rows:
-        row["seeds"] = []
-        for seed in cfg.seeds:
-            x = generate(
-                model, labels, row["schedule"], steps=cfg.steps, sampler=cfg.sampler, seed=seed
-            ).numpy()
-            row["seeds"].append(score_images(ev, x, labels.numpy(), nearest_k=cfg.nearest_k))
-            if keep_images and seed == cfg.seeds[0]:
-                images[row["label"]] = _to_uint8(x).reshape(
-                    data.n_classes, cfg.n_per_class, *x.shape[-2:]
-                )
-            done += 1
-            progress(done, total)
-        row.update(_summary(row["seeds"]))
-        row["schedule"] = str(row["schedule"])
-    ref = [
-        reference_row(ev, data, n_per_class=cfg.n_per_class, seed=s, nearest_k=cfg.nearest_k)
-        for s in cfg.seeds
-    ]
-    calib.pop("schedule_object", None)
+    from cfglab.sweep import Task
+
+    budget = dict(n_per_class=cfg.n_per_class, steps=cfg.steps, sampler=cfg.sampler,
+                  nearest_k=cfg.nearest_k)
+    return [Task("latent.study", {**model, **budget, "schedule": str(row["schedule"]),
+                                  "seed": seed, "images": seed == cfg.seeds[0]}, "latent.study")
+            for row in rows for seed in cfg.seeds]
+
+
+_PREPARED: dict[tuple, object] = {}  # per process: (profile, data, checkpoint, evaluator_seed) -> Prepared
+
+
+def _prepared(profile: str, data: str, checkpoint: str | None, evaluator_seed: int):
+    """Data, model and evaluator of a study task, loaded once per worker process."""
+    key = (profile, data, None if checkpoint is None else str(checkpoint), int(evaluator_seed))
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = prepare(resolve_config(profile, data=data), checkpoint=checkpoint,
+                                 evaluator_seed=evaluator_seed)
+    return _PREPARED[key]
+
+
+def study_task(params: dict) -> dict:
+    """Sweep task ``latent.study``: sample one schedule for one seed and score it.
+
+    Parameters: ``profile``, ``schedule``, ``seed``, ``n_per_class``, ``steps``; optionally
+    ``data``, ``checkpoint`` (default: the profile's cached model), ``data_hash`` (checked),
+    ``evaluator_seed``, ``sampler``, ``nearest_k``, ``images``.  Returns the evaluator's
+    metrics (:func:`cfglab.latent.evaluate.score_images`), and with ``images`` the samples
+    (``images_b64``) as base64 of uint8 ``[classes * n_per_class, H, W]``.
+    """
+    p = {"data": DEFAULT_DATA, "checkpoint": None, "data_hash": None, "evaluator_seed": 0,
+         "sampler": "heun", "nearest_k": 5, "images": False, **params}
+    prep = _prepared(p["profile"], p["data"], p["checkpoint"], p["evaluator_seed"])
+    if p["data_hash"] is not None and prep.data.data_hash != p["data_hash"]:
+        raise CfglabInputError(f"data hash {prep.data.data_hash} differs from the study's "
+                               f"{p['data_hash']}")
+    labels = torch.arange(prep.data.n_classes).repeat_interleave(p["n_per_class"])  # [K n]
+    x = generate(prep.model, labels, as_schedule(p["schedule"]), steps=p["steps"],
+                 sampler=p["sampler"], seed=p["seed"]).numpy()  # [K n, C, H, W]
+    out = score_images(prep.evaluator, x, labels.numpy(), nearest_k=p["nearest_k"])
+    if p["images"]:
+        out["images_b64"] = base64.b64encode(_to_uint8(x).tobytes()).decode("ascii")
+    return out
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What a study runs: prepared data/model/evaluator, its config, calibration, schedule rows, tasks."""
+
+    prep: object  # cfglab.latent.pipeline.Prepared
+    cfg: StudyConfig
+    calibration: dict
+    rows: list
+    tasks: list
+
+
+def run_study(plan: StudyPlan, *, work: str | os.PathLike, workers: int = 0,
+              scheduler: str | None = None, table=None, progress: Progress = None,
+              keep_images: bool = True) -> dict:
+    """Run the plan's tasks through the sweep engine in ``work`` and gather every number.
+
+    Finished tasks in ``work`` are reused, so an interrupted study resumes; ``table`` holds
+    rows a caller already computed in its own sweep (the report's), which are not rerun.
+    ``workers`` / ``scheduler`` as :func:`cfglab.sweep.run_sweep` (``workers=0``: in this
+    process).  Returns a dict with ``config``, ``reference`` (held-out real data, same
+    evaluator and sample size), ``rows`` (per schedule: ``family, label, schedule, mean,
+    std, seeds``), ``calibration``, ``comparison`` (:func:`compare_at_equal_separability`)
+    and ``sweep`` (task counts); with ``keep_images`` also ``images``: label -> uint8 array
+    [classes, n, H, W] of the first seed.
+    """
+    from cfglab.sweep import run_sweep
+
+    prep, cfg, rows = plan.prep, plan.cfg, [dict(r) for r in plan.rows]
+    done = set() if table is None else set(table["task_id"])
+    todo = [t for t in plan.tasks if t.id not in done]
+    sweep = run_sweep(todo, work, scheduler=scheduler, workers=workers, progress=progress,
+                      meta={"latent_study": cfg.to_dict()})
+    if sweep.n_failed:
+        raise RuntimeError(f"{sweep.n_failed} study task(s) failed: {sweep.errors}")
+    found = sweep.table if table is None else _concat(table, sweep.table)
+    images = _gather(rows, cfg, found.set_index("task_id"), plan.tasks,
+                     (prep.data.n_classes, cfg.n_per_class, *prep.model.image_shape[-2:]))
+    ref = [reference_row(prep.evaluator, prep.data, n_per_class=cfg.n_per_class, seed=s,
+                         nearest_k=cfg.nearest_k) for s in cfg.seeds]
     out = {
         "config": cfg.to_dict(),
-        "sigmas": sigmas.tolist(),
+        "sigmas": karras_sigmas(cfg.steps).tolist(),
         "reference": {"seeds": ref, **_summary(ref)},
-        "evaluator_heldout_accuracy": ev.heldout_accuracy,
+        "evaluator_heldout_accuracy": prep.evaluator.heldout_accuracy,
         "rows": rows,
-        "calibration": calib,
+        "calibration": dict(plan.calibration),
+        "comparison": compare_at_equal_separability(rows, len(cfg.seeds)),
+        "sweep": {"n_tasks": len(plan.tasks), "n_cached": len(plan.tasks) - sweep.n_computed,
+                  "n_computed": sweep.n_computed},
     }
-    out["comparison"] = compare_at_equal_separability(rows, len(cfg.seeds))
     if keep_images:
         out["images"] = images
     return out
+
+
+def _concat(a, b):
+    import pandas as pd
+
+    return pd.concat([a, b], ignore_index=True) if len(b) else a
+
+
+def _gather(rows: list[dict], cfg: StudyConfig, table, tasks: list, shape: tuple) -> dict:
+    """Fill every schedule row's per-seed metrics (and summary) from the task table; first-seed images."""
+    by_task = iter(tasks)  # study_tasks' order: schedules outer, seeds inner
+    images = {}
+    for row in rows:
+        row["seeds"] = []
+        for _ in cfg.seeds:
+            rec = table.loc[next(by_task).id]
+            row["seeds"].append({k: float(rec[k]) for k in METRICS if k in rec.index}
+                                | {"n": int(rec["n"])})
+            if isinstance(rec.get("images_b64"), str):
+                flat = np.frombuffer(base64.b64decode(rec["images_b64"]), dtype=np.uint8)
+                images[row["label"]] = flat.reshape(shape)
+        row.update(_summary(row["seeds"]))
+        row["schedule"] = str(row["schedule"])
+    return images
 
 
 def compare_at_equal_separability(
@@ -263,6 +347,37 @@ def _to_uint8(images: np.ndarray) -> np.ndarray:
     return np.round((images[:, 0] + 1) * 127.5).clip(0, 255).astype(np.uint8)
 
 
+def plan_study(
+    *,
+    profile: str = "default",
+    preset: str = "full",
+    data: str = DEFAULT_DATA,
+    seeds: int | None = None,
+    n_per_class: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    study: StudyConfig | None = None,
+    evaluator_seed: int = 0,
+    train_progress: Progress = None,
+) -> StudyPlan:
+    """Prepare data, model (trained once, then cached) and evaluator; calibrate; list the tasks.
+
+    Data (with the profile's ``test_fraction`` / ``split_seed``), model and evaluator come
+    from :func:`cfglab.latent.pipeline.prepare`.  ``study`` replaces the named ``preset``'s
+    config; ``seeds`` / ``n_per_class`` override its seed count and sample size.
+    """
+    cfg = _study_config(preset, study, seeds, n_per_class)
+    prep = prepare(resolve_config(profile, data=data), checkpoint=checkpoint,
+                   progress=train_progress, evaluator_seed=evaluator_seed)
+    _PREPARED.clear()  # tasks run in this process reuse it
+    _PREPARED[(profile, data, str(prep.checkpoint), int(evaluator_seed))] = prep
+    sigmas = karras_sigmas(cfg.steps)
+    calib = calibrated_schedule(prep.model, prep.data, w=cfg.calibrated_w, sigma_max=float(sigmas[0]))
+    rows = study_schedules(cfg, sigmas, calib.pop("schedule_object", None))
+    model = dict(profile=profile, data=data, checkpoint=str(prep.checkpoint),
+                 data_hash=prep.data.data_hash, evaluator_seed=int(evaluator_seed))
+    return StudyPlan(prep, cfg, calib, rows, study_tasks(cfg, rows, model=model))
+
+
 def latent_study(
     *,
     profile: str = "default",
@@ -276,43 +391,33 @@ def latent_study(
     study: StudyConfig | None = None,
     evaluator_seed: int = 0,
     keep_images: bool = False,
+    work: str | os.PathLike | None = None,
+    workers: int = 0,
+    scheduler: str | None = None,
+    table=None,
     progress: Progress = None,
     train_progress: Progress = None,
 ) -> dict:
     """Run the schedule study end to end: ``cfglab latent study`` and the report both call this.
 
-    Data (with the profile's ``test_fraction`` / ``split_seed``), model and evaluator come from
-    :func:`cfglab.latent.pipeline.prepare`.  ``study`` replaces the named ``preset``'s config
-    (the report passes its own).  Returns the study dict (:func:`run_study`, plus
-    ``checkpoint`` and ``trained_now``), with ``images`` when ``keep_images``; with ``out`` the
-    JSON, table, Pareto plot and sample grids are written there, their paths under ``files``.
+    :func:`plan_study`, then :func:`run_study`: the (schedule, seed) evaluations are sweep
+    tasks stored in ``work`` (default ``out/tasks``; a temporary folder when neither is
+    given), so a rerun resumes; ``workers`` / ``scheduler`` distribute them as
+    :func:`cfglab.sweep.run_sweep`, ``table`` passes rows already computed elsewhere.
+    Returns the study dict plus ``checkpoint`` and ``trained_now``, with ``images`` when
+    ``keep_images``; with ``out`` the JSON, table, Pareto plot and sample grids are written
+    there, their paths under ``files``.
     """
-    if preset not in STUDY_PRESETS:
-        raise CfglabInputError(
-            f"unknown study preset {preset!r}; choose from {', '.join(STUDY_PRESETS)}"
-        )
-    scfg = STUDY_PRESETS[preset] if study is None else study
-    if seeds is not None:
-        scfg = dataclasses.replace(scfg, seeds=tuple(range(positive_int("seeds", seeds))))
-    if n_per_class is not None:
-        scfg = dataclasses.replace(scfg, n_per_class=positive_int("n_per_class", n_per_class))
-    check_sample_size(scfg.n_per_class, scfg.nearest_k)  # before any training or sampling
     with cpu_threads(threads):
-        prep = prepare(
-            resolve_config(profile, data=data),
-            checkpoint=checkpoint,
-            progress=train_progress,
-            evaluator_seed=evaluator_seed,
-        )
+        plan = plan_study(profile=profile, preset=preset, data=data, seeds=seeds,
+                          n_per_class=n_per_class, checkpoint=checkpoint, study=study,
+                          evaluator_seed=evaluator_seed, train_progress=train_progress)
         start = time.perf_counter()
-        result = run_study(
-            prep.model,
-            prep.data,
-            prep.evaluator,
-            scfg,
-            progress=progress,
-            keep_images=keep_images or out is not None,
-        )
+        with _work_dir(work, out) as folder:
+            result = run_study(plan, work=folder, workers=workers, scheduler=scheduler,
+                               table=table, progress=progress,
+                               keep_images=keep_images or out is not None)
+    prep = plan.prep
     result.update(
         profile=profile,
         preset=preset,
@@ -325,3 +430,29 @@ def latent_study(
     if out is not None:
         result["files"] = write_study(result, out)
     return result
+
+
+def _study_config(preset: str, study: StudyConfig | None, seeds: int | None,
+                  n_per_class: int | None) -> StudyConfig:
+    """The preset's config (or ``study``) with the seed count / sample size overridden; validated."""
+    if preset not in STUDY_PRESETS:
+        raise CfglabInputError(
+            f"unknown study preset {preset!r}; choose from {', '.join(STUDY_PRESETS)}"
+        )
+    scfg = STUDY_PRESETS[preset] if study is None else study
+    if seeds is not None:
+        scfg = dataclasses.replace(scfg, seeds=tuple(range(positive_int("seeds", seeds))))
+    if n_per_class is not None:
+        scfg = dataclasses.replace(scfg, n_per_class=positive_int("n_per_class", n_per_class))
+    check_sample_size(scfg.n_per_class, scfg.nearest_k)  # before any training or sampling
+    return scfg
+
+
+@contextlib.contextmanager
+def _work_dir(work, out):
+    """The study's sweep folder: ``work``, else ``out/tasks``, else a temporary folder."""
+    if work is not None or out is not None:
+        yield Path(work) if work is not None else Path(out) / "tasks"
+        return
+    with tempfile.TemporaryDirectory(prefix="cfglab-study-") as tmp:
+        yield Path(tmp)

@@ -21,7 +21,7 @@ from cfglab.noise import sigma_from_t
 from cfglab.theory.dmft import solve_dmft
 from cfglab.theory.gaussian import solve_gaussian
 
-__all__ = ["random_nonnegative_schedule", "shrinkage_check"]
+__all__ = ["random_nonnegative_schedule", "random_nonnegative_schedules", "shrinkage_check"]
 
 W_MAX = 6.0
 
@@ -59,6 +59,13 @@ def random_nonnegative_schedule(rng: np.random.Generator, T: float = 6.0) -> Sch
     return KINDS[kind](rng, T)
 
 
+def random_nonnegative_schedules(n: int, seed: int, T: float = 6.0) -> list[Schedule]:
+    """The ``n`` schedules of :func:`random_nonnegative_schedule` drawn from ``seed`` (the
+    shrinkage check's, and the report's random cloud)."""
+    rng = np.random.default_rng(seed)
+    return [random_nonnegative_schedule(rng, T) for _ in range(positive_int("n", n))]
+
+
 def _worst(rows: list[dict], key: str) -> dict | None:
     rows = [r for r in rows if r.get(key) is not None]
     return max(rows, key=lambda r: r[key]) if rows else None
@@ -75,11 +82,9 @@ def shrinkage_check(n: int = 500, *, seed: int = 0, sigma2: float = 0.5, s2: flo
     """
 
     n = positive_int("n", n)
-    rng = np.random.default_rng(seed)
     dmft = solve_dmft
     rows = []
-    for i in range(n):
-        sched = random_nonnegative_schedule(rng, T)
+    for i, sched in enumerate(random_nonnegative_schedules(n, seed, T)):
         row = {"schedule": str(sched)}
         for sampler in ("sde", "ode"):
             p = solve_gaussian(sched, sigma2=sigma2, s2=s2, sampler=sampler, T=T, start="marginal", n_points=2)

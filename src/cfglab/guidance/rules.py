@@ -1,7 +1,7 @@
 """Guidance rules: plain CFG, power-law CFG and APG (paper §6 and related rules; docs/design.md).
 
-A rule composes with a model that has ``score_pair(x, t) -> (s_c, s_u, log π_c)``:
-``rule.guided(model, x, t, w) -> GuidedScore``; the lab's samplers take it as ``rule=`` and
+A rule composes with a model that has ``score_pair(x, σ) -> (s_c, s_u, log π_c)`` (scores
+of the OU state at noise level σ): ``rule.guided(model, x, σ, w) -> GuidedScore``; the lab's samplers take it as ``rule=`` and
 any schedule w(σ) supplies ``w``.  Convention: ``s_w = s_c + F`` with the CFG force
 ``F = w (s_c − s_u)`` for plain CFG (w = 0 conditional, w = −1 unconditional).  Rules hold
 no model; APG's momentum is explicit state that the caller clears with ``reset()`` (the
@@ -17,6 +17,7 @@ import torch
 
 from cfglab._validate import CfglabInputError, finite, nonnegative
 from cfglab.guidance.combine import GuidedScore, cfg_force, guided_score
+from cfglab.noise import t_from_sigma
 
 __all__ = ["CFG", "PowerLawCFG", "APG", "RULES"]
 
@@ -28,13 +29,13 @@ class CFG:
     def reset(self) -> None:
         """Start of a sampling run (plain CFG is stateless)."""
 
-    def force(self, x: torch.Tensor, t: float, w: float, s_c: torch.Tensor, s_u: torch.Tensor) -> torch.Tensor:
+    def force(self, x: torch.Tensor, sigma: float, w: float, s_c: torch.Tensor, s_u: torch.Tensor) -> torch.Tensor:
         return cfg_force(s_c, s_u, w)  # [N, d]
 
-    def guided(self, model, x: torch.Tensor, t: float, w: float) -> GuidedScore:
-        """Guided score of ``model`` at (x, t) with weight w."""
-        s_c, s_u, log_pi = model.score_pair(x, t)
-        return guided_score(s_c, self.force(x, t, w, s_c, s_u), log_pi)
+    def guided(self, model, x: torch.Tensor, sigma: float, w: float) -> GuidedScore:
+        """Guided score of ``model`` at (x, σ) with weight w."""
+        s_c, s_u, log_pi = model.score_pair(x, sigma)
+        return guided_score(s_c, self.force(x, sigma, w, s_c, s_u), log_pi)
 
 
 @dataclass
@@ -61,7 +62,7 @@ class PowerLawCFG(CFG):
         if math.isnan(float(self.clip)) or float(self.clip) <= 0:
             raise CfglabInputError(f"clip must be > 0, got {self.clip}")
 
-    def force(self, x, t, w, s_c, s_u):
+    def force(self, x, sigma, w, s_c, s_u):
         delta = s_c - s_u  # [N, d]
         if self.norm == "coordinate":
             factor = delta.abs().clamp_min(self.eps) ** self.gamma  # [N, d]
@@ -84,7 +85,7 @@ class APG(CFG):
     plain CFG.  ``r`` is a per-coordinate (RMS) threshold, hence the √d.
 
     Momentum is explicit state: the lab's samplers call ``guided`` once per step
-    (Euler–Maruyama) or twice (Heun, both stages count), in decreasing t, and call
+    (Euler–Maruyama) or twice (Heun, both stages count), in decreasing σ, and call
     ``reset()`` at the start of every run; a caller driving ``guided`` itself does the same.
     """
 
@@ -105,7 +106,8 @@ class APG(CFG):
         """Forget the momentum buffer (start of a new sampling run)."""
         self._buffer = None
 
-    def force(self, x, t, w, s_c, s_u):
+    def force(self, x, sigma, w, s_c, s_u):
+        t = t_from_sigma(sigma)
         decay, var = math.exp(-t), 1 - math.exp(-2 * t)
         scale = var / decay  # D_c − D_u = scale (s_c − s_u)
         u = scale * (s_c - s_u)  # [N, d]

@@ -9,6 +9,8 @@ Classes ``p(x|k) = N(μ_k, σ² I_d)``; under the OU process the class law at ti
     s_w = s_c + w\\,(e^{-t}/\\Gamma)(\\mu_c - \\textstyle\\sum_k \\pi_k\\mu_k),
 
 with ``π_k ∝ w_k exp(e^{-t} x·μ_k/Γ − e^{-2t}|μ_k|²/(2Γ))``.  The target class is index 0.
+``score_cond`` / ``score_uncond`` / ``log_pi_target`` take the OU time t (closed forms); the
+samplers' contract ``score_pair(x, σ)`` / ``guided(x, σ, w)`` takes the noise level σ.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from cfglab._validate import CfglabInputError, nonnegative, positive, positive_int
 from cfglab.guidance.combine import GuidedScore, cfg_force, guided_score
 from cfglab.lab.kernel import DEFAULT_BUDGET_BYTES, posterior_stats
-from cfglab.noise import exponential_K
+from cfglab.noise import exponential_K, t_from_sigma
 
 __all__ = [
     "GuidedScore",
@@ -132,16 +134,18 @@ class GaussianMixture:
         stats, _ = self._posterior(x, t)
         return -(x - math.exp(-t) * stats.mean) / self.gamma(t)
 
-    def score_pair(self, x: torch.Tensor, t: float):
-        """``(s_c, s_u, log π_c)`` at (x, t) from one pass of the chunked kernel."""
+    def score_pair(self, x: torch.Tensor, sigma: float):
+        """``(s_c, s_u, log π_c)`` at noise level σ (the samplers' contract, docs/design.md), from
+        one pass of the chunked kernel; x is the OU state at t(σ)."""
+        t = t_from_sigma(sigma)
         stats, logit_c = self._posterior(x, t)
         s_c = self.score_cond(x, t)
         s_u = -(x - math.exp(-t) * stats.mean) / self.gamma(t)
         return s_c, s_u, logit_c - stats.log_norm
 
-    def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
-        """Guided score ``s_w = s_c + w (s_c − s_u)`` and its parts (docs/design.md)."""
-        s_c, s_u, log_pi = self.score_pair(x, t)
+    def guided(self, x: torch.Tensor, sigma: float, w: float) -> GuidedScore:
+        """Guided score ``s_w = s_c + w (s_c − s_u)`` at noise level σ and its parts (docs/design.md)."""
+        s_c, s_u, log_pi = self.score_pair(x, sigma)
         return guided_score(s_c, cfg_force(s_c, s_u, w), log_pi)
 
     def log_prob(self, x: torch.Tensor, t: float) -> torch.Tensor:
@@ -190,12 +194,13 @@ class InfiniteClassMixture:
     def score_uncond(self, x: torch.Tensor, t: float) -> torch.Tensor:
         return -x / _gamma(self.s2 + self.sigma2, t)
 
-    def score_pair(self, x: torch.Tensor, t: float):
-        """``(s_c, s_u, None)``: both scores are linear; no target posterior exists."""
+    def score_pair(self, x: torch.Tensor, sigma: float):
+        """``(s_c, s_u, None)`` at noise level σ: both scores are linear; no target posterior exists."""
+        t = t_from_sigma(sigma)
         return self.score_cond(x, t), self.score_uncond(x, t), None
 
-    def guided(self, x: torch.Tensor, t: float, w: float) -> GuidedScore:
-        s_c, s_u, _ = self.score_pair(x, t)
+    def guided(self, x: torch.Tensor, sigma: float, w: float) -> GuidedScore:
+        s_c, s_u, _ = self.score_pair(x, sigma)
         return guided_score(s_c, cfg_force(s_c, s_u, w), None)
 
     def sample_target(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

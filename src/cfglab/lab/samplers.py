@@ -5,7 +5,7 @@ In reverse time τ = T − t the guided dynamics is
 * SDE: ``dx = [x + 2 s_w(x, t)] dτ + sqrt(2) dB`` — Euler–Maruyama;
 * probability-flow ODE: ``dx = [x + s_w(x, t)] dτ`` — Heun (2nd order; Karras et al. 2022).
 
-Samplers are stateless functions of a model with ``score_pair(x, t)`` (and ``target_mean``),
+Samplers are stateless functions of a model with ``score_pair(x, σ)`` (and ``target_mean``),
 a decreasing σ grid, a schedule w(σ) and a guidance rule (:mod:`cfglab.guidance.rules`,
 plain CFG by default); the rule is ``reset()`` at the start of every run.  ``callback`` receives, at every step, a dict with
 ``i, sigma, t, w, x, score, cfg_force, log_pi_target`` evaluated at the step's start.
@@ -42,21 +42,24 @@ def _check_state(model, x: torch.Tensor) -> None:
 
 
 def _steps(model, x: torch.Tensor, sigmas, rule):
-    """Validate the state, reset the rule, then yield ``(i, σ_i, σ_{i+1})`` over the grid."""
+    """Validate the state, reset the rule, then yield ``(i, σ_i, t_i, σ_{i+1}, t_{i+1})`` over the grid.
+
+    σ ↔ t is converted here, once per grid point, at the sampler's edge (docs/design.md).
+    """
     _check_state(model, x)
     rule.reset()
     grid = [float(s) for s in sigmas]
-    yield from ((i, s, s_next) for i, (s, s_next) in enumerate(zip(grid[:-1], grid[1:])))
+    ts = [t_from_sigma(s) for s in grid]
+    yield from ((i, grid[i], ts[i], grid[i + 1], ts[i + 1]) for i in range(len(grid) - 1))
 
 
-def _step_inputs(model, rule, x, sigma: float, schedule, callback, i):
-    t = t_from_sigma(sigma)
+def _step_inputs(model, rule, x, sigma: float, t: float, schedule, callback, i):
     w = schedule(sigma)
-    out = rule.guided(model, x, t, w)
+    out = rule.guided(model, x, sigma, w)
     if callback is not None:
         callback({"i": i, "sigma": sigma, "t": t, "w": w, "x": x, "score": out.score,
                   "cfg_force": out.cfg_force, "log_pi_target": out.log_pi_target})
-    return t, w, out
+    return out
 
 
 def sample_sde(
@@ -74,9 +77,9 @@ def sample_sde(
     x : [N, d] start at σ = sigmas[0]; returns [N, d] at σ = sigmas[-1].
     """
     schedule, rule = as_schedule(schedule), CFG() if rule is None else rule
-    for i, sigma, sigma_next in _steps(model, x, sigmas, rule):
-        t, _, out = _step_inputs(model, rule, x, sigma, schedule, callback, i)
-        h = t - t_from_sigma(sigma_next)  # step in reverse time τ
+    for i, sigma, t, sigma_next, t_next in _steps(model, x, sigmas, rule):
+        out = _step_inputs(model, rule, x, sigma, t, schedule, callback, i)
+        h = t - t_next  # step in reverse time τ
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x = x + h * (x + 2 * out.score) + math.sqrt(2 * h) * noise
     return x
@@ -97,13 +100,12 @@ def sample_ode(
     ``generator`` is unused (the ODE is deterministic) and accepted for a uniform signature.
     """
     schedule, rule = as_schedule(schedule), CFG() if rule is None else rule
-    for i, sigma, sigma_next in _steps(model, x, sigmas, rule):
-        t, _, out = _step_inputs(model, rule, x, sigma, schedule, callback, i)
-        t_next = t_from_sigma(sigma_next)
+    for i, sigma, t, sigma_next, t_next in _steps(model, x, sigmas, rule):
+        out = _step_inputs(model, rule, x, sigma, t, schedule, callback, i)
         h = t - t_next
         d1 = x + out.score  # [N, d]  drift at the step's start
         x_pred = x + h * d1
-        d2 = x_pred + rule.guided(model, x_pred, t_next, schedule(sigma_next)).score
+        d2 = x_pred + rule.guided(model, x_pred, sigma_next, schedule(sigma_next)).score
         x = x + 0.5 * h * (d1 + d2)
     return x
 

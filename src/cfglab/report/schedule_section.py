@@ -9,16 +9,15 @@ and placed on a separability (mean overlap) – diversity (variance ratio) plot.
 
 from __future__ import annotations
 
-import numpy as np
-
 from cfglab._validate import CfglabInputError
 from cfglab.experiments.calibrate import calibrate
+from cfglab.experiments.shrinkage import random_nonnegative_schedules
 from cfglab.report.base import (Figure, Section, SectionResult, all_of, fmt, group_stats, save_figure, sign_test,
                                 sim_tasks, verdict)
 from cfglab.report.rules_figure import dmft_shrinkage, rules_figure, rules_tasks
 from cfglab.sweep import tasks_from_dict
 
-__all__ = ["SHRINKAGE", "named_schedules", "random_nonnegative_schedules"]
+__all__ = ["SHRINKAGE", "named_schedules"]
 
 
 def named_schedules(profile, notes: list[str] | None = None) -> dict[str, str]:
@@ -51,27 +50,6 @@ def _calibrated(profile, w: float, notes: list[str]) -> str | None:
     return str(result.schedule)
 
 
-def random_nonnegative_schedules(n: int, seed: int, sigma_max: float = 400.0) -> list:
-    """``n`` random schedules with w(σ) ≥ 0 everywhere: piecewise constant, intervals and ramps."""
-    from cfglab.guidance.schedules import Cosine, Interval, Linear, PiecewiseConstant
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        kind = i % 4
-        if kind == 0:
-            k = int(rng.integers(1, 6))
-            edges = tuple(np.sort(np.exp(rng.uniform(np.log(0.02), np.log(sigma_max), k)))[::-1])
-            out.append(PiecewiseConstant(tuple(rng.uniform(0, 6, k + 1)), edges))
-        elif kind == 1:
-            lo, hi = np.sort(np.exp(rng.uniform(np.log(0.01), np.log(sigma_max), 2)))
-            out.append(Interval(float(rng.uniform(0, 6)), float(lo), float(hi)))
-        else:
-            ramp = Linear if kind == 2 else Cosine
-            out.append(ramp(float(rng.uniform(0, 6)), float(rng.uniform(0, 6))))
-    return out
-
-
 def _tasks(profile):
     """Simulations of the named schedules, and the continuous-time theory of the random ones (sweep tasks)."""
     cfg, lab = profile.shrinkage, profile.lab
@@ -79,7 +57,7 @@ def _tasks(profile):
     sims = sim_tasks(profile, "shrinkage", params, {"schedule": list(named_schedules(profile).values())}, cfg.seeds)
     theory = {"kind": "theory.gaussian", "name": "shrinkage-theory",
               "params": {"sigma2": lab.sigma2, "s2": lab.s2, "sampler": lab.sampler, "T": lab.T, "n_points": 3},
-              "grid": {"schedule": [str(s) for s in random_nonnegative_schedules(cfg.n_random, cfg.seed)]}}
+              "grid": {"schedule": [str(s) for s in random_nonnegative_schedules(cfg.n_random, cfg.seed, lab.T)]}}
     return sims + tasks_from_dict(theory) + rules_tasks(profile)
 
 

@@ -148,15 +148,6 @@ def _dmft_or_note(profile, alpha: float, d: int, notes: list[str]) -> dict:
         return {k: float("nan") for k in ("mean_overlap", "var_perp_ratio", "kl_per_dim", "t_switch")}
 
 
-def _dmft_available(notes: list[str]) -> bool:
-    try:
-        import cfglab.theory.dmft  # noqa: F401
-    except ImportError as err:
-        notes.append(f"DMFT curve not available: {err}")
-        return False
-    return True
-
-
 _PANELS = (("kl_debiased", "kl_per_dim", "KL / d (bias-corrected)"), ("mean_overlap", "mean_overlap", "mean overlap m"),
            ("var_perp_ratio", "var_perp_ratio", "var⊥ / σ²"))
 
@@ -235,27 +226,24 @@ def _exp_analyze(profile, rows, figdir) -> SectionResult:
              for (d, a, k), m, v in zip(kl[["d", "alpha", "mean"]].itertuples(index=False),
                                         stats["mean_overlap"]["mean"], stats["var_perp_ratio"]["mean"])}
     numbers = {"w": cfg.w, "table": table, "grows_with_alpha": grows, "bounded_away_from_0": o1, "o1_check": o1_numbers}
-    parts, extra, curve, finite = [grows, o1], "", None, None
-    if _dmft_available(notes):
-        alphas = sorted(rows["alpha"].unique())
-        curve = {float(a): _dmft(profile, a, None) for a in np.linspace(min(alphas), max(alphas), 15)}
-        curve.update({float(a): _dmft(profile, a, None) for a in alphas})
-        finite = {(int(d), float(a)): _dmft_or_note(profile, a, int(d), notes) for d, a in zip(kl["d"], kl["alpha"])}
-        err_inf = _errors(stats, lambda d, a: curve[a])
-        err_fin = _errors(stats, lambda d, a: finite[(d, a)])
-        ds = sorted(err_inf)
-        approaches = sign_test(err_inf[ds[0]][0] - err_inf[ds[-1]][0], math.hypot(err_inf[ds[0]][1], err_inf[ds[-1]][1]))
-        parts.append(approaches)
-        numbers.update({"dmft": {str(a): curve[a] for a in alphas}, "dmft_finite_d": {f"d={d},alpha={a:g}": v for (d, a), v in finite.items()},
-                        "mean_overlap_error_vs_dmft_by_d": {d: e for d, (e, _) in err_inf.items()},
-                        "mean_overlap_error_vs_dmft_sem_by_d": {d: s for d, (_, s) in err_inf.items()},
-                        "mean_overlap_error_vs_finite_d_dmft_by_d": {d: e for d, (e, _) in err_fin.items()},
-                        "approaches_dmft": approaches})
-        extra = (f"; |m_sim − m_DMFT| averaged over α goes from {fmt(err_inf[ds[0]][0])} at d = {ds[0]} to "
-                 f"{fmt(err_inf[ds[-1]][0])} ± {fmt(err_inf[ds[-1]][1], 2)} at d = {ds[-1]} (finite-d DMFT: "
-                 f"{fmt(err_fin[ds[0]][0])} to {fmt(err_fin[ds[-1]][0])})")
-    else:
-        parts.append(None)
+    parts = [grows, o1]
+    alphas = sorted(rows["alpha"].unique())
+    curve = {float(a): _dmft(profile, a, None) for a in np.linspace(min(alphas), max(alphas), 15)}
+    curve.update({float(a): _dmft(profile, a, None) for a in alphas})
+    finite = {(int(d), float(a)): _dmft_or_note(profile, a, int(d), notes) for d, a in zip(kl["d"], kl["alpha"])}
+    err_inf = _errors(stats, lambda d, a: curve[a])
+    err_fin = _errors(stats, lambda d, a: finite[(d, a)])
+    ds = sorted(err_inf)
+    approaches = sign_test(err_inf[ds[0]][0] - err_inf[ds[-1]][0], math.hypot(err_inf[ds[0]][1], err_inf[ds[-1]][1]))
+    parts.append(approaches)
+    numbers.update({"dmft": {str(a): curve[a] for a in alphas}, "dmft_finite_d": {f"d={d},alpha={a:g}": v for (d, a), v in finite.items()},
+                    "mean_overlap_error_vs_dmft_by_d": {d: e for d, (e, _) in err_inf.items()},
+                    "mean_overlap_error_vs_dmft_sem_by_d": {d: s for d, (_, s) in err_inf.items()},
+                    "mean_overlap_error_vs_finite_d_dmft_by_d": {d: e for d, (e, _) in err_fin.items()},
+                    "approaches_dmft": approaches})
+    extra = (f"; |m_sim − m_DMFT| averaged over α goes from {fmt(err_inf[ds[0]][0])} at d = {ds[0]} to "
+             f"{fmt(err_inf[ds[-1]][0])} ± {fmt(err_inf[ds[-1]][1], 2)} at d = {ds[-1]} (finite-d DMFT: "
+             f"{fmt(err_fin[ds[0]][0])} to {fmt(err_fin[ds[-1]][0])})")
     ok = all_of(parts)
     sentence = (f"At d = {d_big} with w = {cfg.w:g}, the bias-corrected KL per dimension goes from "
                 f"{fmt(g['mean'].iloc[0])} at α = {g['alpha'].iloc[0]:g} to {fmt(g['mean'].iloc[-1])} at "

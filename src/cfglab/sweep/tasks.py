@@ -24,6 +24,7 @@ TASKS: dict[str, str] = {
     "theory.validate": "cfglab.experiments.validate:run_point",
     "theory.crossing": "cfglab.experiments.validate:crossing_point",
     "latent.evaluate": "cfglab.experiments.tasks:latent_evaluate_task",
+    "latent.study": "cfglab.experiments.latent_study:study_task",
     "schedules.compare": "cfglab.experiments.tasks:compare_task",
     "schedules.shrinkage": "cfglab.experiments.tasks:shrinkage_task",
     "latent.regime": "cfglab.experiments.latent_regimes:regime_task",
