@@ -6,7 +6,8 @@ import math
 import os
 from pathlib import Path
 
-from cfglab.latent.outputs import _atomic_text, _save_fig
+from cfglab._io import write_text_atomic
+from cfglab.latent.outputs import _save_fig
 
 __all__ = ["force_figure", "gain_figure", "regimes_table", "write_regimes"]
 
@@ -18,7 +19,7 @@ def write_regimes(result: dict, out: str | os.PathLike) -> dict:
     """table.md, force.png and gain.png under ``out``; returns their paths."""
     out = Path(out)
     paths = {"table": out / "table.md", "force": out / "force.png", "gain": out / "gain.png"}
-    _atomic_text(paths["table"], regimes_table(result))
+    write_text_atomic(paths["table"], regimes_table(result))
     force_figure(result, paths["force"])
     gain_figure(result, paths["gain"])
     return {k: str(v) for k, v in paths.items()}
