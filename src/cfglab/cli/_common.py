@@ -11,9 +11,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cfglab._validate import CfglabInputError
+from cfglab._validate import CfglabInputError, horizon, positive_int, seed, writable_dir, writable_file
 
-__all__ = ["number", "add_json_flag", "emit", "progress_bar", "write_json_atomic"]
+__all__ = ["number", "integer", "seed_arg", "count_arg", "horizon_arg", "nonnegative_int", "writable_file",
+           "writable_dir", "add_json_flag", "emit", "progress_bar", "write_json_atomic"]
 
 
 def number(text: str) -> float:
@@ -33,6 +34,30 @@ def integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _checked(check):
+    """argparse type from a :mod:`cfglab._validate` check (its one-line message kept)."""
+    def parse(text: str):
+        try:
+            return check("value", integer(text) if check in (seed, positive_int) else number(text))
+        except CfglabInputError as err:
+            raise argparse.ArgumentTypeError(str(err).replace("value ", "", 1)) from None
+    parse.__name__ = check.__name__
+    return parse
+
+
+seed_arg = _checked(seed)  # an int in [0, 2**63 - 1]
+count_arg = _checked(positive_int)  # an int >= 1
+horizon_arg = _checked(horizon)  # an OU horizon T in (0, T_MAX]
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    x = integer(text)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return x
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -83,11 +108,16 @@ def progress_bar(description: str, enabled: bool):
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
     """Write JSON to ``path`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
+    path, tmp = Path(path), None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+            tmp = f.name
             json.dump(_clean(obj), f, indent=1)
-        os.replace(f.name, path)
-    except OSError as err:
-        raise CfglabInputError(f"cannot write {str(path)!r}: {err.strerror}") from None
+        os.replace(tmp, path)
+    except BaseException as err:  # never leave the temp file behind
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise CfglabInputError(f"cannot write {str(path)!r}: {err.strerror}") from None
+        raise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cfglab.cli._common import add_json_flag, emit, integer, number, progress_bar, write_json_atomic
+from cfglab.cli._common import add_json_flag, emit, integer, number, progress_bar, writable_file, write_json_atomic
 
 
 def register(sub) -> None:
@@ -50,8 +50,13 @@ def _summary(result: dict) -> dict:
 
 
 def run(args) -> int:
-    from cfglab._validate import positive
+    from cfglab._validate import device, positive
     from cfglab.bench import BenchConfig, plot_scaling, run_bench
+
+    device("--device", args.device)
+    for path, flag in ((args.plot, "--plot"), (args.output, "--output")):
+        if path:
+            writable_file(path, flag)
 
     cfg = BenchConfig(K=args.K, N=args.N, d=args.d, dtype=args.dtype, device=args.device, repeats=args.repeats,
                       peer_memory_gb=args.peer_memory_gb, budget_bytes=int(positive("budget-mb", args.budget_mb) * 2**20),

@@ -278,9 +278,11 @@ def parse_schedule(text: str) -> Schedule:
     """Parse ``"name:key=value,..."`` into a schedule; a bare number means ``constant``."""
     text = str(text).strip()
     try:
-        return Constant(float(text))
+        w = float(text)
     except ValueError:
         pass
+    else:  # a bare number: constant w (Constant names a w < -1 or non-finite value)
+        return Constant(w)
     name, _, rest = text.partition(":")
     cls = SCHEDULES.get(name.strip())
     if cls is None:
@@ -292,6 +294,8 @@ def parse_schedule(text: str) -> Schedule:
         key = key.strip()
         if not eq or key not in fields:
             raise CfglabInputError(f"unknown parameter {key!r} for schedule {name!r}; expected {sorted(fields)}")
+        if key in kwargs:
+            raise CfglabInputError(f"schedule {text!r} sets {key!r} twice")
         try:
             parts = [float(v) for v in value.split("|")] if value.strip() else []
         except ValueError:

@@ -9,8 +9,9 @@ from typing import Callable
 
 import torch
 
-from cfglab._validate import CfglabInputError, nonnegative, positive, positive_int
-from cfglab.lab.ensembles import exponential_mixture, infinite_class_mixture, random_mixture
+from cfglab._validate import (CfglabInputError, device, horizon, memory_fits, nonnegative, positive,
+                              positive_int, seed)
+from cfglab.lab.ensembles import exponential_K, exponential_mixture, infinite_class_mixture, random_mixture
 from cfglab.lab.observables import TrajectoryRecorder, distortion
 from cfglab.lab.samplers import SAMPLERS, sigma_grid
 from cfglab.guidance.schedules import parse_schedule
@@ -18,6 +19,7 @@ from cfglab.guidance.schedules import parse_schedule
 __all__ = ["SimulationConfig", "simulate", "build_model"]
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+SAMPLE_ARRAYS = 12  # [n_samples, d] arrays alive at once: state, noise, scores, force, Heun stages, temporaries
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,24 @@ class SimulationConfig:
             raise CfglabInputError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         positive_int("n_samples", self.n_samples)
         positive_int("steps", self.steps)
-        positive("T", self.T)
+        horizon("T", self.T)
+        seed("seed", self.seed)
         if self.dtype not in DTYPES:
             raise CfglabInputError(f"unknown dtype {self.dtype!r}; choose float64 or float32")
         if self.start not in ("noise", "marginal"):
             raise CfglabInputError(f"unknown start {self.start!r}; choose noise or marginal")
         positive("memory_gb", self.memory_gb)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise CfglabInputError(f"device {self.device!r} requested but CUDA is not available")
+        device("device", self.device)
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        """Stored class means plus the ``SAMPLE_ARRAYS`` sample-sized arrays must fit ``memory_gb``."""
+        item = torch.empty((), dtype=DTYPES[self.dtype]).element_size()
+        K = 1 if self.infinite else self.K if self.K is not None else exponential_K(self.alpha, self.d)
+        means = 0 if self.on_the_fly else K * self.d * item
+        samples = SAMPLE_ARRAYS * self.n_samples * self.d * item
+        memory_fits(f"K={K} class means and n_samples={self.n_samples} samples at d={self.d}",
+                    means + samples, self.memory_gb * 2**30)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

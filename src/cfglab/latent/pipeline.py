@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from cfglab._validate import CfglabInputError, positive_int
+from cfglab._validate import CfglabInputError, positive_int, writable_dir
 from cfglab.guidance.schedules import as_schedule
 from cfglab.latent.checkpoint import load_or_train
 from cfglab.latent.data import DEFAULT_DATA, LatentData, load_data
@@ -30,7 +30,7 @@ from cfglab.latent.sample import generate
 from cfglab.latent.study import STUDY_PRESETS, run_study
 from cfglab.latent.train import PROFILES, LatentConfig, LatentModel, cpu_threads
 
-__all__ = ["Prepared", "evaluate_schedule", "latent_study", "prepare", "resolve_config"]
+__all__ = ["Prepared", "evaluate_point", "evaluate_schedule", "latent_study", "prepare", "resolve_config"]
 
 Progress = Callable[[int, int], None] | None
 
@@ -104,6 +104,27 @@ def evaluate_schedule(
     }
 
 
+def evaluate_point(
+    *,
+    schedule: str = "constant:w=0",
+    profile: str = "default",
+    data: str = DEFAULT_DATA,
+    seed: int = 0,
+    checkpoint: str | None = None,
+    n_per_class: int = 50,
+    steps: int = 12,
+    sampler: str = "heun",
+    sample_seed: int = 0,
+) -> dict:
+    """One schedule on the (cached) model as a flat row: the ``latent.evaluate`` sweep kind."""
+    prep = prepare(resolve_config(profile, data=data, seed=seed), checkpoint=checkpoint)
+    result = evaluate_schedule(
+        prep, schedule, n_per_class=n_per_class, steps=steps, sampler=sampler, seed=sample_seed
+    )
+    ref = result.pop("reference")
+    return {**result, **{f"reference_{k}": v for k, v in ref.items()}}
+
+
 def latent_study(
     *,
     profile: str = "default",
@@ -133,6 +154,8 @@ def latent_study(
     if n_per_class is not None:
         scfg = dataclasses.replace(scfg, n_per_class=positive_int("n_per_class", n_per_class))
     check_sample_size(scfg.n_per_class, scfg.nearest_k)  # before any training or sampling
+    if out is not None:
+        writable_dir(out, "study output folder")
     with cpu_threads(threads):
         prep = prepare(
             resolve_config(profile, data=data), checkpoint=checkpoint, progress=train_progress

@@ -37,11 +37,11 @@ def shrinkage_task(params: dict) -> dict:
 
 def rules_tasks(profile) -> list:
     cfg, lab = profile.shrinkage, profile.lab
-    compare = {"kind": "cfglab.report.rules_figure:compare_task", "name": "rules",
+    compare = {"kind": "report.rules_compare", "name": "rules",
                "params": {"d": cfg.compare_d, "alpha": cfg.alpha, "sampler": lab.sampler,
                           "n_samples": cfg.compare_n, "steps": cfg.compare_steps, "T": lab.T},
                "seeds": cfg.compare_seeds}
-    dmft = {"kind": "cfglab.report.rules_figure:shrinkage_task", "name": "shrinkage-dmft",
+    dmft = {"kind": "report.shrinkage", "name": "shrinkage-dmft",
             "params": {"n": cfg.dmft_chunk_size, "alpha": cfg.alpha, "sigma2": lab.sigma2, "s2": lab.s2,
                        "T": lab.T, "n_simulate": 0},
             "grid": {"seed": [1000 + k for k in range(cfg.dmft_chunks)]}}

@@ -1,8 +1,9 @@
 """Task kinds of a sweep: a plain dict ``name -> "module:function"`` (imported lazily).
 
 A task function takes the resolved parameters (a dict) and returns a flat dict of numbers
-(``None`` allowed).  A sweep may also name any importable ``"package.module:function"``
-directly as its kind, which is how users add their own experiments.
+(``None`` allowed).  A sweep file may also name an importable ``"package.module:function"``
+as its kind, which is how users add their own experiments, but only with the explicit
+opt-in ``allow_import = true`` (``cfglab.sweep.validate``; docs/sweeps.md).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable
 
 from cfglab._validate import CfglabInputError
 
-__all__ = ["TASKS", "RESOLVERS", "load_function", "resolve_params", "run_task"]
+__all__ = ["TASKS", "load_function", "resolve_params", "run_task"]
 
 # task kind -> "module:function"; modules are imported only when a task of that kind runs
 TASKS: dict[str, str] = {
@@ -24,13 +25,9 @@ TASKS: dict[str, str] = {
     "theory.validate": "cfglab.theory.validate:run_point",
     "theory.crossing": "cfglab.theory.validate:crossing_point",
     "latent.evaluate": "cfglab.sweep.tasks:latent_evaluate_task",
+    "report.rules_compare": "cfglab.report.rules_figure:compare_task",
+    "report.shrinkage": "cfglab.report.rules_figure:shrinkage_task",
 }
-
-# task kind -> "module:function" that fills defaults / validates (same params, same hash)
-RESOLVERS: dict[str, str] = {
-    "simulate": "cfglab.sweep.tasks:resolve_simulate",
-}
-
 
 def load_function(path: str) -> Callable:
     """Import ``"package.module:function"``; a missing module is a clear input error."""
@@ -53,14 +50,11 @@ def _path_of(kind: str) -> str:
     return TASKS.get(kind, kind)
 
 
-def resolve_params(kind: str, params: dict) -> dict:
-    """The fully resolved parameters of one task (defaults filled in where the kind knows them)."""
-    if kind not in TASKS and ":" not in kind:
-        raise CfglabInputError(f"unknown task kind {kind!r}; choose from {', '.join(TASKS)} "
-                               "or give a 'module:function' path")
-    if kind in RESOLVERS:
-        return load_function(RESOLVERS[kind])(dict(params))
-    return dict(params)
+def resolve_params(kind: str, params: dict, *, allow_import: bool = True) -> dict:
+    """The fully resolved parameters of one task (``cfglab.sweep.validate.normalize_params``)."""
+    from cfglab.sweep.validate import check_kind, normalize_params
+
+    return normalize_params(check_kind(kind, allow_import), params)
 
 
 def run_task(kind: str, params: dict) -> dict:
@@ -86,18 +80,6 @@ def _scalar(value: Any):
 
 
 # --- built-in task kinds -----------------------------------------------------------------
-
-def resolve_simulate(params: dict) -> dict:
-    """Validate through :class:`SimulationConfig` and fill its defaults (``trajectory`` kept when set)."""
-    from cfglab.lab.simulate import SimulationConfig
-
-    trajectory = bool(params.pop("trajectory", False))
-    try:
-        resolved = SimulationConfig(**params).to_dict()
-    except TypeError as err:
-        raise CfglabInputError(f"bad simulate parameters: {err}") from None
-    return {**resolved, "trajectory": True} if trajectory else resolved
-
 
 def simulate_task(params: dict) -> dict:
     """``cfglab.lab.simulate`` on one :class:`SimulationConfig` (distortion metrics)."""
@@ -127,8 +109,8 @@ def theory_dmft_task(params: dict) -> dict:
 
 
 def latent_evaluate_task(params: dict) -> dict:
-    """Latent-diffusion schedule evaluation: ``cfglab.latent.evaluate(**params)``."""
-    return _as_dict(load_function("cfglab.latent:evaluate")(**params))
+    """Latent-diffusion schedule evaluation: ``cfglab.latent.pipeline.evaluate_point(**params)``."""
+    return _as_dict(load_function("cfglab.latent.pipeline:evaluate_point")(**params))
 
 
 def _as_dict(result) -> dict:
