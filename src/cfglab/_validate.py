@@ -138,3 +138,40 @@ def writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise CfglabInputError(f"{what} {str(path)!r} cannot be written ({str(parent)!r} is not a writable folder)")
     return path
+
+
+def sigma_grid_values(sigmas: Any) -> list[float]:
+    """A sampler's noise levels as floats: at least 2, finite, >= 0 and strictly decreasing."""
+    try:
+        grid = [float(s) for s in (sigmas.reshape(-1) if hasattr(sigmas, "reshape") else sigmas)]
+    except (TypeError, ValueError):
+        raise CfglabInputError(f"sigmas must be a sequence of numbers, got {sigmas!r}") from None
+    if len(grid) < 2:
+        raise CfglabInputError(f"sigmas needs at least 2 noise levels (one step), got {grid!r}")
+    bad = next((s for s in grid if not math.isfinite(s) or s < 0), None)
+    if bad is not None:
+        raise CfglabInputError(f"sigmas must be finite and >= 0, got {bad!r}")
+    if any(b >= a for a, b in zip(grid[:-1], grid[1:])):
+        raise CfglabInputError(f"sigmas must decrease strictly (sampling runs from noise to data), got {grid[:6]!r}...")
+    return grid
+
+
+def finite_state(name: str, x: Any):
+    """A sampler's start state: a floating-point tensor without NaN or inf."""
+    import torch
+
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise CfglabInputError(f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}")
+    if not torch.isfinite(x).all():
+        raise CfglabInputError(f"{name} contains NaN or inf")
+    return x
+
+
+def generator(name: str, value: Any):
+    """``None`` or a ``torch.Generator`` (a bare int seed is a common slip: say how to make one)."""
+    import torch
+
+    if value is not None and not isinstance(value, torch.Generator):
+        raise CfglabInputError(f"{name} must be a torch.Generator or None, got {value!r} "
+                               "(use torch.Generator().manual_seed(seed))")
+    return value

@@ -19,7 +19,7 @@ import torch
 
 from cfglab._validate import CfglabInputError
 from cfglab.noise import ou_time_grid, sigma_from_t, t_from_sigma
-from cfglab.guidance.schedules import as_schedule
+from cfglab.guidance.schedules import sampler_inputs
 
 __all__ = ["sample_sde", "sample_ode", "sigma_grid", "SAMPLERS"]
 
@@ -69,7 +69,7 @@ def sample_sde(
 
     x : [N, d] start at σ = sigmas[0]; returns [N, d] at σ = sigmas[-1].
     """
-    schedule = as_schedule(schedule)
+    schedule = sampler_inputs(x, sigmas, schedule, generator)
     for i, sigma, sigma_next in _steps(model, x, sigmas):
         t, _, out = _step_inputs(model, x, sigma, schedule, callback, i)
         h = t - t_from_sigma(sigma_next)  # step in reverse time τ
@@ -91,7 +91,7 @@ def sample_ode(
 
     ``generator`` is unused (the ODE is deterministic) and accepted for a uniform signature.
     """
-    schedule = as_schedule(schedule)
+    schedule = sampler_inputs(x, sigmas, schedule, generator)
     for i, sigma, sigma_next in _steps(model, x, sigmas):
         t, _, out = _step_inputs(model, x, sigma, schedule, callback, i)
         t_next = t_from_sigma(sigma_next)

@@ -73,14 +73,19 @@ class SimulationConfig:
     def _check_budget(self) -> None:
         """Stored class means plus the ``SAMPLE_ARRAYS`` sample-sized arrays must fit ``memory_gb``."""
         item = torch.empty((), dtype=DTYPES[self.dtype]).element_size()
-        K = 1 if self.infinite else self.K if self.K is not None else exponential_K(self.alpha, self.d)
+        K = 1 if self.infinite else self.K if self.K is not None else _classes(self.alpha, self.d)
         means = 0 if self.on_the_fly else K * self.d * item
         samples = SAMPLE_ARRAYS * self.n_samples * self.d * item
-        memory_fits(f"K={K} class means and n_samples={self.n_samples} samples at d={self.d}",
+        memory_fits(f"K={K:.4g} class means and n_samples={self.n_samples} samples at d={self.d}",
                     means + samples, self.memory_gb * 2**30)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _classes(alpha: float, d: int) -> int | float:
+    """K = ceil(e^{αd}) when it is a count torch can index, else e^{αd} as a float (for the budget message)."""
+    return exponential_K(alpha, d) if alpha * d <= 43 else math.exp(min(alpha * d, 700.0))
 
 
 def build_model(cfg: SimulationConfig):
