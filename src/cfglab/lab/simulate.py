@@ -76,7 +76,8 @@ class SimulationConfig:
         K = 1 if self.infinite else self.K if self.K is not None else _classes(self.alpha, self.d)
         means = 0 if self.on_the_fly else K * self.d * item
         samples = SAMPLE_ARRAYS * self.n_samples * self.d * item
-        memory_fits(f"K={K:.4g} class means and n_samples={self.n_samples} samples at d={self.d}",
+        k_text = f"e^{self.alpha * self.d:.4g}" if self.alpha is not None and self.alpha * self.d > 43 else f"{K}"
+        memory_fits(f"K={k_text} class means and n_samples={self.n_samples} samples at d={self.d}",
                     means + samples, self.memory_gb * 2**30)
 
     def to_dict(self) -> dict:
