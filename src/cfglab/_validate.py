@@ -86,6 +86,18 @@ def seed(name: str, value: Any) -> int:
     return value
 
 
+VARIANCE_RANGE = (1e-8, 1e8)  # σ², s²: beyond it e^{-2t}-weighted sums underflow against 1 − e^{-2t}
+
+
+def variance(name: str, value: Any) -> float:
+    """Return a class or prior variance (σ², s²) within ``VARIANCE_RANGE``."""
+    x = positive(name, value)
+    lo, hi = VARIANCE_RANGE
+    if not lo <= x <= hi:
+        raise CfglabInputError(f"{name} must lie in [{lo:g}, {hi:g}], got {value!r}")
+    return x
+
+
 def horizon(name: str, value: Any) -> float:
     """Return an OU time horizon T in (0, ``T_MAX``] (docs/theory.md: the run starts at σ(T))."""
     x = positive(name, value)

@@ -11,9 +11,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cfglab._validate import CfglabInputError, horizon, positive_int, seed, writable_dir, writable_file
+from cfglab._validate import CfglabInputError, horizon, positive_int, seed, variance, writable_dir, writable_file
 
-__all__ = ["number", "integer", "seed_arg", "count_arg", "horizon_arg", "nonnegative_int", "writable_file",
+__all__ = ["number", "integer", "seed_arg", "count_arg", "horizon_arg", "variance_arg", "figure_file", "nonnegative_int", "writable_file",
            "writable_dir", "add_json_flag", "emit", "progress_bar", "write_json_atomic"]
 
 
@@ -50,6 +50,18 @@ def _checked(check):
 seed_arg = _checked(seed)  # an int in [0, 2**63 - 1]
 count_arg = _checked(positive_int)  # an int >= 1
 horizon_arg = _checked(horizon)  # an OU horizon T in (0, T_MAX]
+variance_arg = _checked(variance)  # σ² or s² within VARIANCE_RANGE
+
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def figure_file(path: str, flag: str) -> Path:
+    """A writable figure file whose suffix matplotlib can write (none means PNG)."""
+    target = writable_file(path, flag)
+    if target.suffix and target.suffix.lower() not in FIGURE_SUFFIXES:
+        raise CfglabInputError(f"{flag} {str(path)!r}: a figure file must end in {', '.join(FIGURE_SUFFIXES)}")
+    return target
 
 
 def nonnegative_int(text: str) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cfglab.cli._common import add_json_flag, emit, integer, number, progress_bar, writable_file, write_json_atomic
+from cfglab.cli._common import (add_json_flag, emit, figure_file, integer, number, progress_bar, writable_file,
+                               write_json_atomic)
 
 
 def register(sub) -> None:
@@ -54,9 +55,10 @@ def run(args) -> int:
     from cfglab.bench import BenchConfig, plot_scaling, run_bench
 
     device("--device", args.device)
-    for path, flag in ((args.plot, "--plot"), (args.output, "--output")):
-        if path:
-            writable_file(path, flag)
+    if args.plot:
+        figure_file(args.plot, "--plot")
+    if args.output:
+        writable_file(args.output, "--output")
 
     cfg = BenchConfig(K=args.K, N=args.N, d=args.d, dtype=args.dtype, device=args.device, repeats=args.repeats,
                       peer_memory_gb=args.peer_memory_gb, budget_bytes=int(positive("budget-mb", args.budget_mb) * 2**20),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cfglab.cli._common import (add_json_flag, emit, horizon_arg, integer, nonnegative_int, number, progress_bar,
-                               seed_arg, writable_dir, write_json_atomic)
+from cfglab.cli._common import (add_json_flag, emit, horizon_arg, integer, nonnegative_int, number,
+                               progress_bar, seed_arg, variance_arg, writable_dir, write_json_atomic)
 
 
 def register(sub) -> None:
@@ -17,8 +17,8 @@ def register(sub) -> None:
 
 
 def _common_physics(p, sampler_default: str = "sde") -> None:
-    p.add_argument("--sigma2", type=number, default=0.5, help="within-class variance σ² (default 0.5)")
-    p.add_argument("--s2", type=number, default=1.0, help="variance of the class means s² (default 1)")
+    p.add_argument("--sigma2", type=variance_arg, default=0.5, help="within-class variance σ² (default 0.5)")
+    p.add_argument("--s2", type=variance_arg, default=1.0, help="variance of the class means s² (default 1)")
     p.add_argument("--sampler", choices=["sde", "ode"], default=sampler_default)
     p.add_argument("--T", type=horizon_arg, default=6.0, help="time horizon of the OU process")
 
@@ -29,8 +29,8 @@ def _register_shrinkage(ssub) -> None:
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--alpha", type=number, default=0.2, help="α of the DMFT check (K = e^{αd})")
     p.add_argument("--n-simulate", type=nonnegative_int, default=6, help="schedules also checked by exact-score simulation")
-    p.add_argument("--sigma2", type=number, default=0.5)
-    p.add_argument("--s2", type=number, default=1.0)
+    p.add_argument("--sigma2", type=variance_arg, default=0.5)
+    p.add_argument("--s2", type=variance_arg, default=1.0)
     p.add_argument("--T", type=horizon_arg, default=6.0)
     add_json_flag(p)
     p.set_defaults(func=run_shrinkage)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cfglab.cli._common import (add_json_flag, emit, horizon_arg, integer, number, progress_bar, seed_arg,
-                               writable_file, write_json_atomic)
+                               variance_arg, writable_file, write_json_atomic)
 
 
 def register(sub) -> None:
@@ -13,8 +13,8 @@ def register(sub) -> None:
     ens.add_argument("--alpha", type=number, help="K = ceil(e^{alpha d}) random classes")
     ens.add_argument("--K", type=integer, help="number of random classes")
     ens.add_argument("--infinite", action="store_true", help="infinite-class (Gaussian) limit")
-    p.add_argument("--sigma2", type=number, default=0.5, help="within-class variance σ² (default 0.5)")
-    p.add_argument("--s2", type=number, default=1.0, help="variance of the class means s² (default 1)")
+    p.add_argument("--sigma2", type=variance_arg, default=0.5, help="within-class variance σ² (default 0.5)")
+    p.add_argument("--s2", type=variance_arg, default=1.0, help="variance of the class means s² (default 1)")
     p.add_argument("--schedule", default="constant:w=0", help="guidance schedule, e.g. constant:w=2")
     p.add_argument("--sampler", choices=["sde", "ode"], default="sde")
     p.add_argument("--n-samples", type=integer, default=2000)

@@ -6,15 +6,15 @@ import argparse
 import os
 
 from cfglab._validate import CfglabInputError, positive, positive_int
-from cfglab.cli._common import (add_json_flag, count_arg, emit, horizon_arg, integer, number, progress_bar,
-                               writable_dir, writable_file, write_json_atomic)
+from cfglab.cli._common import (add_json_flag, count_arg, emit, figure_file, horizon_arg, integer, number,
+                               progress_bar, variance_arg, writable_dir, writable_file, write_json_atomic)
 
 
 def _ensemble_args(p: argparse.ArgumentParser, alpha: bool = True) -> None:
     if alpha:
         p.add_argument("--alpha", type=number, required=True, help="rate: K = e^{alpha d} classes")
-    p.add_argument("--sigma2", type=number, default=0.5, help="within-class variance σ² (default 0.5)")
-    p.add_argument("--s2", type=number, default=1.0, help="variance of the class means s² (default 1)")
+    p.add_argument("--sigma2", type=variance_arg, default=0.5, help="within-class variance σ² (default 0.5)")
+    p.add_argument("--s2", type=variance_arg, default=1.0, help="variance of the class means s² (default 1)")
 
 
 def _dynamics_args(p: argparse.ArgumentParser) -> None:
@@ -135,7 +135,9 @@ def run_potential(args) -> int:
     from cfglab.theory.potential import plot_potential
 
     positive("alpha", args.alpha), positive("sigma2", args.sigma2), positive("s2", args.s2)
-    writable_file(args.out, "--out")
+    figure_file(args.out, "--out")
+    if args.d is not None:
+        positive_int("--d", args.d)
     out = plot_potential(args.out, alpha=args.alpha, w=args.w, sigma2=args.sigma2, s2=args.s2,
                          sampler=args.sampler, d=args.d)
     emit(out, args.json, title="effective potential")
