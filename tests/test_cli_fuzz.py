@@ -46,26 +46,29 @@ CHEAP = {
     "--n-simulate": st.integers(0, 1), "--n-per-class": st.integers(1, 9), "--threads": st.integers(1, 2),
     "--workers": st.just(0), "--alpha": st.floats(0.01, 0.5), "--T": st.floats(0.1, 50),
     "--memory-gb": st.floats(1e-4, 4), "--budget-mb": st.floats(0.01, 64), "--peer-memory-gb": st.floats(0, 0.01),
-    "--dims": st.sampled_from(["2", "2,3", "", "0", "2,x", HUGE]),
-    "--alphas": st.sampled_from(["0.1", "0.1,0.2", "", "nan", "-1", "0.1,abc"]),
-    "--device": st.sampled_from(["cpu", "cuda", "bogus", "cuda:99", "meta", ""]),
-    "--profile": st.sampled_from(["tiny", "default", "quick", "test", "nope", ""]),
-    "--data": st.sampled_from(["digits", "missing.npz", "adir", "afile"]),
-    "--scheduler": st.sampled_from(["tcp://127.0.0.1:1", "not a url"]),
-    "--w-neg": st.sampled_from(["-1", "auto", "-5", "abc", "0.5"]),
-    "--base": st.sampled_from(SCHEDULES),
-    "--schedule": st.sampled_from(SCHEDULES),
+    "--dims": st.sampled_from(["2", "2,3"]), "--alphas": st.sampled_from(["0.1", "0.1,0.2"]),
+    "--device": st.just("cpu"), "--profile": st.sampled_from(["tiny", "test"]), "--data": st.just("digits"),
+    "--scheduler": st.nothing(),
+    "--w-neg": st.sampled_from(["-1", "auto", "0.5"]),
+    "--base": st.sampled_from(["constant:w=2", "interval:w=2,lo=0.3,hi=5"]),
+    "--schedule": st.sampled_from(["constant:w=2", "negative_window:w_pos=3,w_neg=-1,sigma_switch=0.8"]),
+}
+BAD_TEXT = {
+    "--dims": ["", "0", "2,x", HUGE, "-3"], "--alphas": ["", "nan", "-1", "0.1,abc", "1e400"],
+    "--device": ["cuda", "bogus", "cuda:99", "meta", ""], "--profile": ["nope", ""],
+    "--data": ["missing.npz", "adir", "afile"], "--scheduler": ["tcp://127.0.0.1:1", "not a url"],
+    "--w-neg": ["-5", "abc", "nan", ""], "--base": SCHEDULES, "--schedule": SCHEDULES,
 }
 HUGE_REFUSED = {("simulate", "--d"), ("simulate", "--K"), ("simulate", "--n-samples"), ("theory validate", "--n-samples")}
 SKIP = {"--on-the-fly", "--help", "--json"}  # on the fly, K is bounded by time only: not an input check
 FORCED = {  # appended last (argparse keeps the last value): the expensive parts switched off
-    "bench": ["--no-scaling", "--no-sklearn", "--repeats", "1", "--K", "8", "--N", "4", "--d", "3"],
-    "theory validate": ["--dims", "2,3", "--alphas", "0.2", "--n-samples", "8", "--steps", "20", "--seeds", "1"],
-    "schedules shrinkage": ["--n", "2", "--n-simulate", "0"],
-    "schedules compare": ["--d", "3", "--n-samples", "8", "--steps", "3"],
-    "simulate": ["--n-samples", "8", "--steps", "3"],
-    "sweep": ["--workers", "0"],  # Dask's local cluster is covered by tests/test_sweep_dask.py
-    "reproduce": ["--workers", "0"],
+    "bench": {"--no-scaling": None, "--no-sklearn": None, "--repeats": "1", "--K": "8", "--N": "4", "--d": "3"},
+    "theory validate": {"--dims": "2,3", "--alphas": "0.2", "--n-samples": "8", "--steps": "20", "--seeds": "1"},
+    "schedules shrinkage": {"--n": "2", "--n-simulate": "0"},
+    "schedules compare": {"--d": "3", "--n-samples": "8", "--steps": "3"},
+    "simulate": {"--n-samples": "8", "--steps": "3"},
+    "sweep": {"--workers": "0"},  # Dask's local cluster is covered by tests/test_sweep_dask.py
+    "reproduce": {"--workers": "0"},
 }
 SWEEP_FILES = [
     'kind = "simulate"\nparams = { d = 3, K = 2, steps = 2, n_samples = 8 }\n',
@@ -76,40 +79,68 @@ SWEEP_FILES = [
 ]
 
 
-def _value(command: str, action) -> st.SearchStrategy:
-    name = action.option_strings[0] if action.option_strings else action.dest
+def _name(action) -> str:
+    return action.option_strings[0] if action.option_strings else action.dest
+
+
+def _bad(command: str, action) -> list:
+    """The adversarial values of an option (all of them are tried by the exhaustive test)."""
+    name, typename = _name(action), getattr(action.type, "__name__", "")
     if action.choices:
-        return st.sampled_from([*action.choices, "bogus"])
+        return ["bogus", ""]
     if name == "config":
-        return st.sampled_from(SWEEP_FILES).map(lambda text: ("FILE", text))
+        return [("FILE", text) for text in SWEEP_FILES] + ["missing.toml", "adir"]
     if name in ("--out", "--trajectory", "--plot", "--output", "--checkpoint"):
-        return st.sampled_from(PATHS)
-    typename = getattr(action.type, "__name__", "")
-    cheap = CHEAP.get(name)
+        return PATHS
     if typename in ("integer", "seed", "positive_int", "nonnegative_int"):
-        bad = BAD_INTS + ([HUGE] if (command, name) in HUGE_REFUSED or typename == "seed" else [])
-        return st.one_of(cheap if cheap is not None else st.integers(0, 3), st.sampled_from(bad)).map(str)
-    if typename in ("number", "horizon"):
-        return st.one_of(cheap if cheap is not None else st.floats(-2, 5, allow_nan=False),
-                         st.sampled_from(BAD_FLOATS)).map(str)
+        return BAD_INTS + ([HUGE] if (command, name) in HUGE_REFUSED or typename == "seed" else [])
+    if typename in ("number", "horizon", "variance"):
+        return BAD_FLOATS
+    if name in BAD_TEXT:
+        return BAD_TEXT[name]
+    return ["", "x" * 40, "\u00e9\u2603", "-1"]
+
+
+def _values(command: str, action, bad: bool) -> st.SearchStrategy:
+    """Cheap valid values of an option (``bad=False``), or adversarial ones (``bad=True``)."""
+    name, typename = _name(action), getattr(action.type, "__name__", "")
+    if bad:
+        return st.sampled_from(_bad(command, action))
+    cheap = CHEAP.get(name)
+    if action.choices:
+        return st.sampled_from(list(action.choices))
+    if name == "config":
+        return st.just(("FILE", SWEEP_FILES[0]))
+    if name in ("--out", "--trajectory", "--plot", "--output", "--checkpoint"):
+        return st.sampled_from(["out.png", "sub/out.png"])
+    if typename in ("integer", "seed", "positive_int", "nonnegative_int"):
+        return (cheap or st.integers(0, 3)).map(str)
+    if typename in ("number", "horizon", "variance"):
+        return (cheap or st.floats(0.05, 5)).map(str)
     return cheap if cheap is not None else st.text(max_size=12)
 
 
 @st.composite
 def _argv(draw, command: str):
+    """One adversarial option (the fault), the others cheap and valid or left out."""
     parser = LEAVES[command]
+    actions = [a for a in parser._actions
+               if not isinstance(a, argparse._HelpAction) and _name(a) not in SKIP]
+    valued = [a for a in actions if not isinstance(a, argparse._StoreTrueAction)]
+    fault = draw(st.sampled_from(valued)) if valued else None
     argv = command.split()
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction) or (action.option_strings and action.option_strings[0] in SKIP):
-            continue
-        if not action.required and not draw(st.booleans()):
+    for action in actions:
+        if action is not fault and not action.required and not draw(st.booleans()):
             continue
         if isinstance(action, argparse._StoreTrueAction):
             argv.append(action.option_strings[0])
             continue
-        value = draw(_value(command, action))
+        value = draw(_values(command, action, bad=action is fault))
         argv += [value] if not action.option_strings else [action.option_strings[0], value]
-    return argv + FORCED.get(command, []) + ["--json"]
+    forced = [token for option, value in FORCED.get(command, {}).items()
+              if fault is None or option != _name(fault)  # the fault is never overridden
+              for token in ((option,) if value is None else (option, value))]
+    return argv + forced + ["--json"]
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -131,35 +162,70 @@ def stubs(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("CFGLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
-EXAMPLES = int(os.environ.get("CFGLAB_FUZZ_EXAMPLES", "12"))  # per subcommand; raise it to search longer
+EXAMPLES = int(os.environ.get("CFGLAB_FUZZ_EXAMPLES", "20"))  # per subcommand; raise it to search longer
+
+
+def _run(argv, capfd) -> None:
+    """Run ``main(argv)`` in a fresh folder; assert exit 0/2, no traceback, one error line, no temp files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "adir").mkdir()
+        (root / "afile").write_text("x")
+        argv = list(argv)
+        for i, a in enumerate(argv):
+            if isinstance(a, tuple):  # a sweep file: write its text, pass its path
+                (root / "sweep.toml").write_text(a[1])
+                argv[i] = str(root / "sweep.toml")
+        cwd = os.getcwd()
+        os.chdir(root)
+        try:
+            code = main(argv)
+        finally:
+            os.chdir(cwd)
+        err = capfd.readouterr().err
+        assert code in (0, 2), (argv, err)
+        assert "Traceback" not in err, (argv, err)
+        if code == 2:
+            assert len([line for line in err.splitlines() if "error" in line]) == 1, (argv, err)
+        assert _leftovers(root) == [], argv
 
 
 @pytest.mark.parametrize("command", sorted(LEAVES))
 def test_any_input_exits_0_or_2_without_traceback_or_temp_files(command, stubs, capfd):
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=EXAMPLES <= 12,
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=EXAMPLES <= 20,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(_argv(command))
     def check(argv):
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            (root / "adir").mkdir()
-            (root / "afile").write_text("x")
-            argv = [a for a in argv]
-            for i, a in enumerate(argv):
-                if isinstance(a, tuple):  # a sweep file: write its text, pass its path
-                    (root / "sweep.toml").write_text(a[1])
-                    argv[i] = str(root / "sweep.toml")
-            cwd = os.getcwd()
-            os.chdir(root)
-            try:
-                code = main(argv)
-            finally:
-                os.chdir(cwd)
-            err = capfd.readouterr().err
-            assert code in (0, 2), (argv, err)
-            assert "Traceback" not in err, (argv, err)
-            if code == 2:
-                assert len([line for line in err.splitlines() if "error" in line]) == 1, (argv, err)
-            assert _leftovers(root) == [], argv
+        _run(argv, capfd)
 
     check()
+
+
+def _single_faults(command):
+    parser = LEAVES[command]
+    required = [a for a in parser._actions if a.required]
+    for fault in parser._actions:
+        if isinstance(fault, (argparse._HelpAction, argparse._StoreTrueAction)) or _name(fault) in SKIP:
+            continue
+        for value in _bad(command, fault):
+            argv = command.split()
+            for action in required:
+                if action is not fault:
+                    v = REQUIRED_VALID[_name(action)]
+                    argv += [v] if not action.option_strings else [action.option_strings[0], v]
+            argv += [value] if not fault.option_strings else [fault.option_strings[0], value]
+            forced = [t for o, v in FORCED.get(command, {}).items() if o != _name(fault)
+                      for t in ((o,) if v is None else (o, v))]
+            yield argv + forced + ["--json"]
+
+
+REQUIRED_VALID = {"--d": "3", "--alpha": "0.2", "--out": "out.png", "--base": "constant:w=2",
+                  "config": ("FILE", SWEEP_FILES[0])}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(LEAVES))
+def test_every_adversarial_value_of_every_option_alone(command, stubs, capfd):
+    """Exhaustive single-fault pass: each option gets each adversarial value, the rest cheap and valid."""
+    for argv in _single_faults(command):
+        _run(argv, capfd)

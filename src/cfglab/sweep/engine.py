@@ -64,7 +64,7 @@ def _client(scheduler: str | None, workers: int):
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:  # unreachable, or not an address
             raise CfglabInputError(f"cannot reach Dask scheduler {scheduler!r}: {err}") from None
         with client:
             yield client
