@@ -110,7 +110,7 @@ def row_problem(path, task) -> str | None:
     try:
         table = pq.read_table(path, columns=["task_id", "kind", "params"])
     except (OSError, pa.ArrowException, KeyError) as err:
-        return f"unreadable: {' '.join(str(err).split())[:120]}"
+        return f"unreadable: {' '.join(str(err).split()).split('. ')[0]}"
     if table.num_rows != 1:
         return f"{table.num_rows} rows, expected 1"
     row = {k: v[0] for k, v in table.to_pydict().items()}
