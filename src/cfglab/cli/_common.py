@@ -120,12 +120,19 @@ def progress_bar(description: str, enabled: bool):
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
     """Write JSON to ``path`` atomically (temp file in the same folder, then rename)."""
+    with atomic_file(path, "w") as f:
+        json.dump(_clean(obj), f, indent=1)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", suffix: str = ".tmp"):
+    """Yield an open temp file beside ``path``; renamed onto it on success, deleted on any failure."""
     path, tmp = Path(path), None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+        with tempfile.NamedTemporaryFile(mode, dir=path.parent, delete=False, suffix=suffix) as f:
             tmp = f.name
-            json.dump(_clean(obj), f, indent=1)
+            yield f
         os.replace(tmp, path)
     except BaseException as err:  # never leave the temp file behind
         if tmp is not None:

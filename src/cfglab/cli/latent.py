@@ -241,25 +241,12 @@ def run_study(args) -> int:
 
 
 def _write_npz(out: str, images, labels):
-    import os
-    import tempfile
     from pathlib import Path
 
     import numpy as np
 
-    from cfglab._validate import CfglabInputError
+    from cfglab.cli._common import atomic_file
 
-    path, tmp = Path(out), None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".npz") as f:
-            tmp = f.name
-            np.savez(f, images=images, labels=labels)
-        os.replace(tmp, path)
-    except BaseException as err:  # never leave the temp file behind
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise CfglabInputError(f"cannot write {out!r}: {err.strerror}") from None
-        raise
-    return path
+    with atomic_file(out, "wb", suffix=".npz") as f:
+        np.savez(f, images=images, labels=labels)
+    return Path(out)
