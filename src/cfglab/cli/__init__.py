@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # usage errors (2) and --help (0) return instead of exiting
         return int(exit_.code or 0)
     command = " ".join(v for k, v in vars(args).items() if k == "command" or k.endswith("_command"))
-    warnings.formatwarning = _one_line_warning
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         return int(args.func(args) or 0)
     except CfglabInputError as err:
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cfglab {command}: internal error (a bug in cfglab, not in your input); please report it "
               f"with the command line and the traceback above", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
