@@ -85,7 +85,7 @@ def test_console_script_exit_status():
     proc = subprocess.run([sys.executable, "-m", "cfglab", "simulate", "--d", "3", "--K", "2", "--sigma2", "-1"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "cfglab simulate: error: sigma2 must be > 0, got -1.0"
+    assert proc.stderr.strip() == "cfglab simulate: error: argument --sigma2: must be > 0, got -1.0"
 
 
 def test_on_the_fly_means_give_the_same_run(capsys):

@@ -170,3 +170,85 @@ def test_cli_evaluate_json_keys(cached, tmp_path):
     ):
         assert np.isfinite(out[key]) and np.isfinite(out["reference"][key])
     assert out["n"] == 70 and out["schedule"] == "constant:w=1"
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m.update(latent_std="abc"), "corrupt"),
+    (lambda m: m.update(latent_std=[0.0] * len(m["latent_std"])), r"latent_std must be finite and > 0, got \[0.0"),
+    (lambda m: m.update(latent_std=[float("nan")] * len(m["latent_std"])), "latent_std must be finite"),
+    (lambda m: m.update(latent_mean=[1.0]), "latent_mean/latent_std"),
+])
+def test_checkpoint_with_bad_latent_normalisation_is_refused(cached, tmp_path, edit, match):
+    _, _, folder = cached
+    bad = _copy(folder, tmp_path / "bad")
+    meta = json.loads((bad / "config.json").read_text())
+    edit(meta)
+    (bad / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CfglabInputError, match=match):
+        load_model(bad)
+
+
+def test_checkpoint_with_nan_weights_is_refused(cached, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, _, folder = cached
+    bad = _copy(folder, tmp_path / "nan")
+    state = load_file(bad / "denoiser.safetensors")
+    key = sorted(state)[0]
+    state[key] = torch.full_like(state[key], float("nan"))
+    save_file(state, bad / "denoiser.safetensors")
+    with pytest.raises(CfglabInputError, match=f"denoiser.safetensors.*{key}.*NaN"):
+        load_model(bad)
+
+
+def test_evaluate_and_study_refuse_bad_input_before_training(tmp_path, monkeypatch, capsys):
+    """Nothing is trained: the model cache is empty and training would fail loudly."""
+    import cfglab.latent.checkpoint as checkpoint
+    from cfglab.cli import main
+
+    monkeypatch.setenv("CFGLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(checkpoint, "train_model", lambda *a, **k: pytest.fail("trained before checking input"))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [
+        (["latent", "evaluate", "--profile", "tiny", "--n-per-class", "3"], "n_per_class must be >= nearest_k + 2"),
+        (["latent", "study", "--profile", "tiny", "--out", str(afile)], "exists and is not a folder"),
+        (["latent", "sample", "--profile", "tiny", "--out", str(tmp_path)], "is a folder"),
+        (["latent", "train", "--profile", "tiny", "--checkpoint", str(afile / "ck")], "cannot be written"),
+    ]
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("labels, match", [(np.zeros(40, int), "at least 2 classes"), (None, "cannot read")])
+def test_one_class_or_truncated_npz_is_refused(tmp_path, labels, match):
+    from cfglab.latent.data import load_data
+
+    path = tmp_path / "d.npz"
+    np.savez(path, images=np.random.default_rng(0).random((40, 8, 8)),
+             labels=np.arange(40) % 2 if labels is None else labels)
+    if labels is None:
+        path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CfglabInputError, match=match):
+        load_data(str(path))
+
+
+@pytest.mark.slow
+def test_two_processes_training_the_same_model_share_one_checkpoint(tmp_path):
+    """Both runs succeed; exactly one trains (the other waits on the lock, then loads); one checkpoint."""
+    code = ("import json; from cfglab.latent.checkpoint import load_or_train; from cfglab.latent.data import load_data;"
+            " from cfglab.latent.train import PROFILES, cpu_threads\n"
+            "with cpu_threads(1):\n"
+            "    _, folder, trained = load_or_train(PROFILES['tiny'], load_data())\n"
+            "print(json.dumps({'folder': str(folder), 'trained': trained}))")
+    env = {**__import__("os").environ, "CFGLAB_CACHE": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    runs = [json.loads(o[0]) for o in outs]
+    assert sorted(r["trained"] for r in runs) == [False, True]
+    assert runs[0]["folder"] == runs[1]["folder"]
+    assert [p.name for p in (tmp_path / "latent").iterdir()] == [__import__("pathlib").Path(runs[0]["folder"]).name]

@@ -43,7 +43,7 @@ def probe_env(tmp_path, monkeypatch):
 
 
 def _tasks(tmp_path: Path, n: int, sleep: float):
-    spec = {"kind": "cfglab_sweep_probe:probe", "grid": {"i": list(range(n))},
+    spec = {"kind": "cfglab_sweep_probe:probe", "allow_import": True, "grid": {"i": list(range(n))},
             "params": {"marker_dir": str(tmp_path / "markers"), "sleep": sleep}}
     return tasks_from_dict(spec)
 
@@ -140,7 +140,7 @@ def test_interrupted_local_sweep_resumes_without_recomputing(probe_env):
     tasks = _tasks(tmp_path, n=10, sleep=0.3)
     sweep_file = tmp_path / "probe.toml"
     sweep_file.write_text(
-        f'kind = "cfglab_sweep_probe:probe"\n[params]\nmarker_dir = "{tmp_path / "markers"}"\n'
+        f'allow_import = true\nkind = "cfglab_sweep_probe:probe"\n[params]\nmarker_dir = "{tmp_path / "markers"}"\n'
         f'sleep = 0.3\n[grid]\ni = {list(range(10))}\n')
     out = tmp_path / "out"
     store = ResultStore(out)

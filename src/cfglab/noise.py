@@ -51,5 +51,10 @@ def ou_time_grid(T: float, steps: int, *, t_min: float = 0.0, dtype=None) -> "to
 
 
 def exponential_K(alpha: float, d: int) -> int:
-    """Number of classes ``K = ceil(e^{α d})`` of the exponential regime."""
+    """Number of classes ``K = ceil(e^{α d})`` of the exponential regime; at most 2**62 (a count torch can index)."""
+    if alpha * d > 62 * math.log(2):
+        from cfglab._validate import CfglabInputError
+
+        raise CfglabInputError(f"K = e^(alpha d) = e^{alpha * d:.4g} classes at alpha={alpha!r}, d={d!r} "
+                               "is more than 2**62")
     return math.ceil(math.exp(alpha * d) - 1e-9)

@@ -1,8 +1,10 @@
 """``cfglab`` command line (docs/sweeps.md).
 
 Each subcommand lives in its own module exposing ``register(subparsers)``; every command
-takes ``--json`` and prints one JSON object.  Bad input exits with status 2 and one line
-naming the bad value.
+takes ``--json`` and prints one JSON object.  Bad input (a :class:`CfglabInputError`, a file
+that cannot be read or written, a size that does not fit in memory) exits with status 2 and
+one line naming the bad value; any other exception is a bug: traceback, a request to report
+it, exit status 1.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
+import warnings
 
 from cfglab._validate import CfglabInputError
 
@@ -49,14 +53,38 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # usage errors (2) and --help (0) return instead of exiting
         return int(exit_.code or 0)
+    command = " ".join(v for k, v in vars(args).items() if k == "command" or k.endswith("_command"))
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         return int(args.func(args) or 0)
     except CfglabInputError as err:
-        print(f"cfglab {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return _user_error(command, str(err))
+    except MemoryError:
+        return _user_error(command, "out of memory; lower the sizes (d, K, --n-samples) or the memory budget")
+    except OSError as err:  # a file or folder the user named: unreadable, unwritable, full disk
+        if err.filename is None:
+            raise
+        return _user_error(command, f"{err.filename!r}: {err.strerror}")
     except KeyboardInterrupt:
-        print(f"cfglab {args.command}: interrupted", file=sys.stderr)
+        print(f"cfglab {command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug in cfglab, not the user's input: full traceback and a request to report it
+        traceback.print_exc()
+        print(f"cfglab {command}: internal error (a bug in cfglab, not in your input); please report it "
+              f"with the command line and the traceback above", file=sys.stderr)
+        return 1
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"cfglab: warning: {message}\n"
+
+
+def _user_error(command: str, message: str) -> int:
+    """One line naming the bad value, exit status 2."""
+    print(f"cfglab {command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

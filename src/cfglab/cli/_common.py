@@ -7,11 +7,14 @@ import contextlib
 import json
 import math
 import sys
+from pathlib import Path
 
 from cfglab._io import json_clean, write_json_atomic
-from cfglab._validate import CfglabInputError
+from cfglab._validate import CfglabInputError, horizon, positive_int, seed, variance, writable_dir, writable_file
 
-__all__ = ["number", "add_json_flag", "emit", "emit_study", "progress_bar", "write_json_atomic"]
+__all__ = ["number", "integer", "seed_arg", "count_arg", "horizon_arg", "variance_arg", "figure_file",
+           "nonnegative_int", "writable_file", "writable_dir", "add_json_flag", "emit", "emit_study", "progress_bar",
+           "write_json_atomic"]
 
 
 def number(text: str) -> float:
@@ -31,6 +34,42 @@ def integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _checked(check):
+    """argparse type from a :mod:`cfglab._validate` check (its one-line message kept)."""
+    def parse(text: str):
+        try:
+            return check("value", integer(text) if check in (seed, positive_int) else number(text))
+        except CfglabInputError as err:
+            raise argparse.ArgumentTypeError(str(err).replace("value ", "", 1)) from None
+    parse.__name__ = check.__name__
+    return parse
+
+
+seed_arg = _checked(seed)  # an int in [0, 2**63 - 1]
+count_arg = _checked(positive_int)  # an int >= 1
+horizon_arg = _checked(horizon)  # an OU horizon T in (0, T_MAX]
+variance_arg = _checked(variance)  # σ² or s² within VARIANCE_RANGE
+
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def figure_file(path: str, flag: str) -> Path:
+    """A writable figure file whose suffix matplotlib can write (none means PNG)."""
+    target = writable_file(path, flag)
+    if target.suffix and target.suffix.lower() not in FIGURE_SUFFIXES:
+        raise CfglabInputError(f"{flag} {str(path)!r}: a figure file must end in {', '.join(FIGURE_SUFFIXES)}")
+    return target
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    x = integer(text)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return x
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

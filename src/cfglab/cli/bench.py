@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cfglab.cli._common import add_json_flag, emit, integer, number, progress_bar, write_json_atomic
+from cfglab.cli._common import (add_json_flag, emit, figure_file, integer, number, progress_bar, writable_file,
+                               write_json_atomic)
 
 
 def register(sub) -> None:
@@ -108,12 +109,18 @@ def _run_sampler(args) -> int:
 
 
 def run(args) -> int:
-    from cfglab._validate import positive
+    from cfglab._validate import device, positive
 
     if args.sampler:
         return _run_sampler(args)
     budget_bytes = int(positive("budget-mb", args.budget_mb) * 2**20)  # checked before torch loads
     from cfglab.bench import BenchConfig, plot_scaling, run_bench
+
+    device("--device", args.device)
+    if args.plot:
+        figure_file(args.plot, "--plot")
+    if args.output:
+        writable_file(args.output, "--output")
 
     cfg = BenchConfig(K=args.K, N=args.N, d=args.d, dtype=args.dtype, device=args.device, repeats=args.repeats,
                       peer_memory_gb=args.peer_memory_gb, budget_bytes=budget_bytes,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cfglab.cli._common import add_json_flag, emit, emit_study, integer, progress_bar
+from cfglab.cli._common import add_json_flag, emit, emit_study, integer, progress_bar, seed_arg, writable_dir, writable_file
 
 
 def register(sub) -> None:
@@ -32,7 +32,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         default="digits",
         help="'digits' (embedded), a .npz (images, labels) or a class-per-folder directory",
     )
-    p.add_argument("--seed", type=integer, default=0, help="training seed")
+    p.add_argument("--seed", type=seed_arg, default=0, help="training seed")
     p.add_argument(
         "--checkpoint",
         metavar="DIR",
@@ -53,7 +53,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
         "--steps", type=integer, default=12, help="sampler steps on the Karras ρ=7 σ grid"
     )
     p.add_argument("--sampler", choices=["heun", "euler", "euler_ancestral"], default="heun")
-    p.add_argument("--sample-seed", type=integer, default=0)
+    p.add_argument("--sample-seed", type=seed_arg, default=0)
 
 
 def _train(p) -> None:
@@ -104,14 +104,26 @@ def _study(p) -> None:
     p.set_defaults(func=run_study)
 
 
-def _check_sampling(args) -> None:
-    """Reject a bad schedule or sample count before any model is loaded or trained."""
-    from cfglab._validate import CfglabInputError
+def _check_sampling(args, *, scored: bool = False) -> None:
+    """Reject a bad schedule, sample count or checkpoint folder before any model is loaded or trained."""
+    from cfglab._validate import CfglabInputError, positive_int
     from cfglab.guidance.schedules import parse_schedule
+    from cfglab.latent.evaluate import check_sample_size
 
     parse_schedule(args.schedule)
     if args.n_per_class < 1:
         raise CfglabInputError(f"--n-per-class must be >= 1, got {args.n_per_class}")
+    positive_int("--steps", args.steps)
+    if scored:  # the evaluator's k-NN metrics need more samples per class than neighbours
+        check_sample_size(args.n_per_class, 5)
+    _check_checkpoint(args)
+
+
+def _check_checkpoint(args) -> None:
+    """The checkpoint folder (or the cache) must be a folder we could write a new model into."""
+    from cfglab.latent.checkpoint import cache_dir
+
+    writable_dir(args.checkpoint or cache_dir(), "--checkpoint" if args.checkpoint else "cache folder")
 
 
 def _prepare(args, desc: str):
@@ -128,6 +140,7 @@ def _prepare(args, desc: str):
 def run_train(args) -> int:
     from cfglab.latent.train import cpu_threads
 
+    _check_checkpoint(args)
     with cpu_threads(args.threads):
         prep = _prepare(args, "training latent model")
     emit(
@@ -157,6 +170,7 @@ def run_sample(args) -> int:
     from cfglab.latent.train import cpu_threads
 
     _check_sampling(args)
+    writable_file(args.out, "--out")
     with cpu_threads(args.threads):
         prep = _prepare(args, "loading latent model")
         labels = torch.arange(prep.data.n_classes).repeat_interleave(args.n_per_class)
@@ -190,7 +204,7 @@ def run_evaluate(args) -> int:
     from cfglab.latent.pipeline import evaluate_schedule
     from cfglab.latent.train import cpu_threads
 
-    _check_sampling(args)
+    _check_sampling(args, scored=True)
     with cpu_threads(args.threads):
         prep = _prepare(args, "loading latent model")
         result = evaluate_schedule(
@@ -211,6 +225,8 @@ def run_evaluate(args) -> int:
 def run_study(args) -> int:
     from cfglab.experiments.latent_study import latent_study
 
+    writable_dir(args.out, "--out")
+    _check_checkpoint(args)
     with progress_bar("latent study", enabled=not args.json) as update:
         result = latent_study(
             profile=args.profile,

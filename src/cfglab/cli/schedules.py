@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cfglab.cli._common import add_json_flag, emit, integer, number, progress_bar, write_json_atomic
+from cfglab.cli._common import (add_json_flag, emit, horizon_arg, integer, nonnegative_int, number,
+                               progress_bar, seed_arg, variance_arg, writable_dir, write_json_atomic)
 
 
 def register(sub) -> None:
@@ -16,21 +17,21 @@ def register(sub) -> None:
 
 
 def _common_physics(p, sampler_default: str = "sde") -> None:
-    p.add_argument("--sigma2", type=number, default=0.5, help="within-class variance σ² (default 0.5)")
-    p.add_argument("--s2", type=number, default=1.0, help="variance of the class means s² (default 1)")
+    p.add_argument("--sigma2", type=variance_arg, default=0.5, help="within-class variance σ² (default 0.5)")
+    p.add_argument("--s2", type=variance_arg, default=1.0, help="variance of the class means s² (default 1)")
     p.add_argument("--sampler", choices=["sde", "ode"], default=sampler_default)
-    p.add_argument("--T", type=number, default=6.0, help="time horizon of the OU process")
+    p.add_argument("--T", type=horizon_arg, default=6.0, help="time horizon of the OU process")
 
 
 def _register_shrinkage(ssub) -> None:
     p = ssub.add_parser("shrinkage", help="max variance ratio over random non-negative schedules (≤ 1 expected)")
     p.add_argument("--n", type=integer, default=500, help="number of random schedules")
-    p.add_argument("--seed", type=integer, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--alpha", type=number, default=0.2, help="α of the DMFT check (K = e^{αd})")
-    p.add_argument("--n-simulate", type=integer, default=6, help="schedules also checked by exact-score simulation")
-    p.add_argument("--sigma2", type=number, default=0.5)
-    p.add_argument("--s2", type=number, default=1.0)
-    p.add_argument("--T", type=number, default=6.0)
+    p.add_argument("--n-simulate", type=nonnegative_int, default=6, help="schedules also checked by exact-score simulation")
+    p.add_argument("--sigma2", type=variance_arg, default=0.5)
+    p.add_argument("--s2", type=variance_arg, default=1.0)
+    p.add_argument("--T", type=horizon_arg, default=6.0)
     add_json_flag(p)
     p.set_defaults(func=run_shrinkage)
 
@@ -56,7 +57,7 @@ def _register_compare(ssub) -> None:
     p.add_argument("--alpha", type=number, default=0.2, help="K = e^{αd} (regime exponential)")
     p.add_argument("--n-samples", type=integer, default=1000)
     p.add_argument("--steps", type=integer, default=100)
-    p.add_argument("--seed", type=integer, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--sampler", choices=["sde", "ode"], default="ode")
     p.add_argument("--base", default="constant:w=2", help="base of the calibrated window")
     p.add_argument("--out", help="folder for compare.json and pareto.png")
@@ -93,6 +94,8 @@ def run_calibrate(args) -> int:
 def run_compare(args) -> int:
     from cfglab.experiments.compare import compare_table, pareto_plot
 
+    if args.out:
+        writable_dir(args.out, "--out")
     with progress_bar("schedules", enabled=not args.json) as update:
         rows = compare_table(regime=args.regime, d=args.d, alpha=args.alpha, sampler=args.sampler,
                              n_samples=args.n_samples, steps=args.steps, seed=args.seed, calibrate_base=args.base,

@@ -13,6 +13,8 @@ def register(sub) -> None:
                    help="address of a running Dask scheduler, e.g. tcp://10.0.0.1:8786 (default: local cluster)")
     p.add_argument("--workers", type=integer, default=2,
                    help="local worker processes, one thread each (default 2; 0 = run in this process)")
+    p.add_argument("--allow-import", action="store_true",
+                   help="let the sweep file name your own 'package.module:function' kinds (runs that code)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -22,7 +24,7 @@ def run(args) -> int:
 
     from cfglab.sweep import load_sweep, run_sweep
 
-    tasks = load_sweep(args.config)
+    tasks = load_sweep(args.config, allow_import=args.allow_import)
     out = Path(args.out) if args.out else Path(args.config).with_suffix("")
     meta = {"config": str(Path(args.config).resolve()), "scheduler": args.scheduler, "workers": args.workers}
     with progress_bar(f"sweep ({len(tasks)} tasks)", enabled=not args.json) as update:

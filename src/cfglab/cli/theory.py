@@ -6,21 +6,22 @@ import argparse
 import os
 import sys
 
-from cfglab._validate import CfglabInputError, positive
-from cfglab.cli._common import add_json_flag, emit, integer, number, progress_bar, write_json_atomic
+from cfglab._validate import CfglabInputError, positive, positive_int
+from cfglab.cli._common import (add_json_flag, count_arg, emit, figure_file, horizon_arg, integer, number,
+                               progress_bar, variance_arg, writable_dir, writable_file, write_json_atomic)
 
 
 def _ensemble_args(p: argparse.ArgumentParser, alpha: bool = True) -> None:
     if alpha:
         p.add_argument("--alpha", type=number, required=True, help="rate: K = e^{alpha d} classes")
-    p.add_argument("--sigma2", type=number, default=0.5, help="within-class variance σ² (default 0.5)")
-    p.add_argument("--s2", type=number, default=1.0, help="variance of the class means s² (default 1)")
+    p.add_argument("--sigma2", type=variance_arg, default=0.5, help="within-class variance σ² (default 0.5)")
+    p.add_argument("--s2", type=variance_arg, default=1.0, help="variance of the class means s² (default 1)")
 
 
 def _dynamics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", default="constant:w=0", help="guidance schedule, e.g. constant:w=2")
     p.add_argument("--sampler", choices=["sde", "ode"], default="sde")
-    p.add_argument("--T", type=number, default=6.0, help="time horizon of the OU process")
+    p.add_argument("--T", type=horizon_arg, default=6.0, help="time horizon of the OU process")
 
 
 def _floats(text: str) -> list[float]:
@@ -95,12 +96,12 @@ def register(sub) -> None:
     v = tsub.add_parser("validate", help="DMFT against exact-score simulation at several d (finite-size scaling)")
     v.add_argument("--alphas", type=_floats, default=[0.1, 0.2], help="comma-separated rates")
     v.add_argument("--dims", type=_ints, default=[20, 30, 40, 50], help="comma-separated dimensions")
-    v.add_argument("--seeds", type=integer, default=3)
+    v.add_argument("--seeds", type=count_arg, default=3)
     v.add_argument("--w", type=number, default=2.0, help="constant guidance weight")
     v.add_argument("--sampler", choices=["sde", "ode"], default="sde")
     v.add_argument("--n-samples", type=integer, default=400)
     v.add_argument("--steps", type=integer, default=150)
-    v.add_argument("--T", type=number, default=3.0)
+    v.add_argument("--T", type=horizon_arg, default=3.0)
     v.add_argument("--start", choices=["noise", "marginal"], default="marginal")
     _ensemble_args(v, alpha=False)
     v.add_argument("--out", default=None, help="folder for table.json and scaling.png")
@@ -137,6 +138,8 @@ def run_transition(args) -> int:
 def run_dmft(args) -> int:
     from cfglab.theory.dmft import solve_dmft
 
+    if args.trajectory:
+        writable_file(args.trajectory, "--trajectory")
     pred = solve_dmft(args.alpha, sigma2=args.sigma2, s2=args.s2, schedule=args.schedule, sampler=args.sampler,
                       T=args.T, d=args.d, steps=args.steps, start=args.start)
     out = {"alpha": args.alpha, "d": args.d, **pred.to_dict()}
@@ -198,6 +201,9 @@ def run_potential(args) -> int:
     from cfglab.theory.potential import plot_potential
 
     positive("alpha", args.alpha), positive("sigma2", args.sigma2), positive("s2", args.s2)
+    figure_file(args.out, "--out")
+    if args.d is not None:
+        positive_int("--d", args.d)
     out = plot_potential(args.out, alpha=args.alpha, w=args.w, sigma2=args.sigma2, s2=args.s2,
                          sampler=args.sampler, d=args.d)
     emit(out, args.json, title="effective potential")
@@ -212,6 +218,10 @@ def run_validate(args) -> int:
     positive("sigma2", args.sigma2)
     if not args.alphas or not args.dims:
         raise CfglabInputError("--alphas and --dims must not be empty")
+    for d in args.dims:
+        positive_int("--dims", d)
+    if args.out:
+        writable_dir(args.out, "--out")
     points = [dict(d=d, alpha=a, seed=s, schedule=f"constant:w={args.w}", sampler=args.sampler, sigma2=args.sigma2,
                    s2=args.s2, n_samples=args.n_samples, steps=args.steps, T=args.T, start=args.start)
               for a in args.alphas for d in args.dims for s in range(args.seeds)]

@@ -245,4 +245,9 @@ def _solve_strength(theory: Callable, w_pos: float, sigma_switch: float, sigma_h
             f"even w_neg=-1 below sigma_switch={sigma_switch:g} leaves the variance ratio at {f_strong + 1:.4g} < 1; "
             "raise sigma_switch (in the exponential regime the window must act before the classes are resolved) "
             "or lower the base weight")
+    f_none = f(0.0)
+    if f_none >= 0:  # no shrinkage left to repair above the switch: no root in [−1, 0]
+        raise CfglabInputError(
+            f"at sigma_switch={sigma_switch:g} the base leaves the variance ratio at {f_none + 1:.4g} >= 1 "
+            "even without a window; lower sigma_switch")
     return make(brentq(f, -1.0, 0.0, xtol=1e-9))

@@ -28,7 +28,6 @@ import math
 import numpy as np
 import torch
 
-from cfglab._validate import CfglabInputError
 from cfglab.theory.anisotropic import between_class_cov, capacity, resolution_sigma
 
 __all__ = ["SIGMA_GRID", "gmm_posterior", "lda_resolution", "measure_regime", "predict"]

@@ -31,7 +31,6 @@ from cfglab.guidance.schedules import Constant, Interval, NegativeWindow, Schedu
 from cfglab.latent.data import DEFAULT_DATA
 from cfglab.latent.evaluate import (
     METRICS,
-    Evaluator,
     check_sample_size,
     reference_row,
     score_images,

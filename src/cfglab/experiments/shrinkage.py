@@ -14,7 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from cfglab._validate import positive_int
+from cfglab._validate import CfglabInputError, positive_int
+from cfglab._validate import seed as check_seed
 from cfglab.guidance.schedules import Cosine, Interval, Linear, PaperLinear, PiecewiseConstant, Schedule
 from cfglab.lab import SimulationConfig, simulate
 from cfglab.noise import sigma_from_t
@@ -81,7 +82,9 @@ def shrinkage_check(n: int = 500, *, seed: int = 0, sigma2: float = 0.5, s2: flo
     ensemble, ODE sampler, ``sim_d``) for the first ``n_simulate`` schedules.
     """
 
-    n = positive_int("n", n)
+    n, seed = positive_int("n", n), check_seed("seed", seed)
+    if isinstance(n_simulate, bool) or not isinstance(n_simulate, int) or n_simulate < 0:
+        raise CfglabInputError(f"n_simulate must be an integer >= 0, got {n_simulate!r}")
     dmft = solve_dmft
     rows = []
     for i, sched in enumerate(random_nonnegative_schedules(n, seed, T)):

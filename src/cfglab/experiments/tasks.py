@@ -9,26 +9,15 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from cfglab._validate import CfglabInputError
 from cfglab.lab.simulate import SimulationConfig, simulate
 from cfglab.theory.dmft import solve_dmft
 from cfglab.theory.gaussian import solve_gaussian
 from cfglab.theory.transition import transition
 
 __all__ = [
-    "resolve_simulate", "simulate_task", "theory_gaussian_task", "theory_transition_task",
+    "simulate_task", "theory_gaussian_task", "theory_transition_task",
     "theory_dmft_task", "latent_evaluate_task", "compare_task", "shrinkage_task",
 ]
-
-
-def resolve_simulate(params: dict) -> dict:
-    """Validate through :class:`SimulationConfig` and fill its defaults (``trajectory`` kept when set)."""
-    trajectory = bool(params.pop("trajectory", False))
-    try:
-        resolved = SimulationConfig(**params).to_dict()
-    except TypeError as err:
-        raise CfglabInputError(f"bad simulate parameters: {err}") from None
-    return {**resolved, "trajectory": True} if trajectory else resolved
 
 
 def simulate_task(params: dict) -> dict:
@@ -57,22 +46,12 @@ def theory_dmft_task(params: dict) -> dict:
 
 
 def latent_evaluate_task(params: dict) -> dict:
-    """One schedule on the (cached) latent model: :func:`cfglab.latent.pipeline.evaluate_schedule`.
-
-    Parameters: ``schedule`` and optionally ``profile`` (default ``"default"``), ``data``,
-    ``seed`` (training seed), ``n_per_class``, ``steps``, ``sampler``, ``sample_seed``, ``threads``.
-    """
-    from cfglab.latent.pipeline import evaluate_schedule, prepare, resolve_config
+    """One schedule on the (cached) latent model: :func:`cfglab.latent.pipeline.evaluate_point`, one thread."""
+    from cfglab.latent.pipeline import evaluate_point
     from cfglab.latent.train import cpu_threads
 
-    p = dict(params)
-    train = {k: p.pop(k) for k in ("data", "seed") if k in p}
-    profile, threads = p.pop("profile", "default"), p.pop("threads", 1)
-    schedule = p.pop("schedule")
-    if "sample_seed" in p:
-        p["seed"] = p.pop("sample_seed")
-    with cpu_threads(threads):
-        return _as_dict(evaluate_schedule(prepare(resolve_config(profile, **train)), schedule, **p))
+    with cpu_threads(1):
+        return _as_dict(evaluate_point(**params))
 
 
 def compare_task(params: dict) -> dict:

@@ -35,6 +35,7 @@ __all__ = [
     "SCHEDULES",
     "parse_schedule",
     "as_schedule",
+    "sampler_inputs",
 ]
 
 SIGMA_MAX_DEFAULT = sigma_from_t(6.0)  # σ at the lab's default horizon T = 6
@@ -284,15 +285,32 @@ class FromCallable(Schedule):
         try:
             w = self.fn(sigma)
         except (TypeError, RuntimeError):
-            w = torch.tensor([float(self.fn(float(s))) for s in sigma.reshape(-1)], dtype=sigma.dtype)
+            w = torch.tensor([self._number(self.fn(float(s))) for s in sigma.reshape(-1)], dtype=sigma.dtype)
             w = w.reshape(sigma.shape)
-        w = torch.as_tensor(w, dtype=sigma.dtype, device=sigma.device).expand_as(sigma)
+        w = self._weights_like(w, sigma)
         if not torch.isfinite(w).all() or (w < -1).any():
             raise CfglabInputError(f"schedule {self.label!r} returned a weight that is not finite or is < -1")
         return w
 
     def __str__(self) -> str:
         return f"callable:{self.label}"
+
+    def _number(self, w) -> float:
+        if isinstance(w, (bool, str)) or w is None:
+            raise CfglabInputError(f"schedule {self.label!r} returned {w!r}, expected a number")
+        try:
+            return float(w)
+        except (TypeError, ValueError, RuntimeError):
+            raise CfglabInputError(f"schedule {self.label!r} returned {w!r}, expected a number") from None
+
+    def _weights_like(self, w, sigma: torch.Tensor) -> torch.Tensor:
+        """``w`` as a tensor of σ's shape (a number broadcasts); anything else is named."""
+        if not isinstance(w, torch.Tensor):
+            return torch.full_like(sigma, self._number(w), dtype=sigma.dtype)
+        if w.numel() != 1 and w.shape != sigma.shape:
+            raise CfglabInputError(f"schedule {self.label!r} returned shape {tuple(w.shape)} for sigma of "
+                                   f"shape {tuple(sigma.shape)}")
+        return w.to(dtype=sigma.dtype, device=sigma.device).expand_as(sigma)
 
 
 SCHEDULES: dict[str, type[Schedule]] = {
@@ -304,9 +322,11 @@ def parse_schedule(text: str) -> Schedule:
     """Parse ``"name:key=value,..."`` into a schedule; a bare number means ``constant``."""
     text = str(text).strip()
     try:
-        return Constant(float(text))
+        w = float(text)
     except ValueError:
         pass
+    else:  # a bare number: constant w (Constant names a w < -1 or non-finite value)
+        return Constant(w)
     name, _, rest = text.partition(":")
     cls = SCHEDULES.get(name.strip())
     if cls is None:
@@ -318,6 +338,8 @@ def parse_schedule(text: str) -> Schedule:
         key = key.strip()
         if not eq or key not in fields:
             raise CfglabInputError(f"unknown parameter {key!r} for schedule {name!r}; expected {sorted(fields)}")
+        if key in kwargs:
+            raise CfglabInputError(f"schedule {text!r} sets {key!r} twice")
         try:
             parts = [float(v) for v in value.split("|")] if value.strip() else []
         except ValueError:
@@ -333,6 +355,20 @@ def parse_schedule(text: str) -> Schedule:
     except TypeError:
         missing = sorted(fields - set(kwargs))
         raise CfglabInputError(f"schedule {name!r} is missing parameter(s) {missing}") from None
+
+
+def sampler_inputs(x: torch.Tensor, sigmas, schedule, generator):
+    """Validate a sampler's arguments at its entry; return the schedule (:func:`as_schedule`).
+
+    ``x`` finite, ``sigmas`` at least two finite, non-negative, strictly decreasing levels,
+    ``generator`` None or a ``torch.Generator``.
+    """
+    from cfglab._validate import finite_state, generator as check_generator, sigma_grid_values
+
+    finite_state("x", x)
+    check_generator("generator", generator)
+    sigma_grid_values(sigmas)
+    return as_schedule(schedule)
 
 
 def as_schedule(obj) -> Schedule:

@@ -213,13 +213,39 @@ def random_means(K: int, d: int, s2: float, seed: int, *, dtype=torch.float64, d
 
     Generated in seeded blocks of ``MEANS_BLOCK`` rows (block j uses seed ``(seed, j)``), so
     any block can be regenerated on its own and the result is the same for every chunking.
+    Memory: the [K, d] result plus one draw chunk (:func:`_seeded_block`), whatever K is.
     """
-    blocks = []
+    out = torch.empty(K, d, dtype=dtype, device=device)  # [K, d]
     for j, start in enumerate(range(0, K, MEANS_BLOCK)):
-        g = torch.Generator(device=device).manual_seed(_block_seed(seed, j))
-        rows = min(MEANS_BLOCK, K - start)  # always draw a full block: torch's randn depends on size
-        blocks.append(torch.randn(MEANS_BLOCK, d, generator=g, dtype=dtype, device=device)[:rows])
-    return math.sqrt(s2) * torch.cat(blocks)
+        rows = min(MEANS_BLOCK, K - start)
+        _seeded_block(out[start : start + rows], _block_seed(seed, j))
+    return out.mul_(math.sqrt(s2))
+
+
+DRAW_CHUNK = 2**20  # normal draws per call of torch.randn (a multiple of 16), bounds the scratch memory
+
+
+def _seeded_block(out: torch.Tensor, block_seed: int) -> torch.Tensor:
+    """Fill ``out`` [rows, d] with the first rows of the seeded [MEANS_BLOCK, d] normal block.
+
+    On the CPU, torch draws normals from one uniform stream, transformed 16 at a time
+    (Box–Muller on 16-value groups), so successive ``randn`` calls whose sizes are multiples
+    of 16 reproduce a prefix of one large draw bit for bit (checked in ``tests/test_kernel.py``).
+    That lets a block be drawn in ``DRAW_CHUNK`` pieces and only as far as ``rows`` reaches,
+    instead of ``MEANS_BLOCK · d`` values whatever K is.  Other devices draw the full block.
+    """
+    rows, d = out.shape
+    g = torch.Generator(device=out.device).manual_seed(block_seed)
+    if out.device.type != "cpu":  # no prefix guarantee: always draw a full block
+        out.copy_(torch.randn(MEANS_BLOCK, d, generator=g, dtype=out.dtype, device=out.device)[:rows])
+        return out
+    flat, n = out.view(-1), rows * d
+    n_draw = max(16, -(-n // 16) * 16)  # whole 16-value groups, at least one
+    for a in range(0, n_draw, DRAW_CHUNK):
+        z = torch.randn(min(DRAW_CHUNK, n_draw - a), generator=g, dtype=out.dtype)  # [≤ DRAW_CHUNK]
+        m = min(z.numel(), n - a)
+        flat[a : a + m] = z[:m]
+    return out
 
 
 @dataclass(frozen=True)
@@ -228,7 +254,7 @@ class SeededMeans:
 
     Bit-identical to ``random_means(K, d, s2, seed)``; lets the kernel run with K beyond
     memory at the cost of regenerating every ``MEANS_BLOCK``-row block on each pass
-    (``MEANS_BLOCK·d`` normal draws per block).  ``offset`` hides the first rows
+    (at most ``MEANS_BLOCK·d`` normal draws per block).  ``offset`` hides the first rows
     (``means[1:]`` is a view).  Indexing with an int or an index tensor gives rows.
     """
 
@@ -246,10 +272,9 @@ class SeededMeans:
 
     def block(self, j: int) -> torch.Tensor:
         """Block ``j`` of the full matrix (rows ``j·MEANS_BLOCK`` onward), shape [rows, d]."""
-        g = torch.Generator(device=self.device).manual_seed(_block_seed(self.seed, j))
         rows = min(MEANS_BLOCK, self.K - j * MEANS_BLOCK)
-        z = torch.randn(MEANS_BLOCK, self.d, generator=g, dtype=self.dtype, device=self.device)[:rows]
-        return math.sqrt(self.s2) * z
+        z = torch.empty(rows, self.d, dtype=self.dtype, device=self.device)  # [rows, d]
+        return _seeded_block(z, _block_seed(self.seed, j)).mul_(math.sqrt(self.s2))
 
     def blocks(self) -> Iterator[torch.Tensor]:
         """The visible rows in order, one seeded block at a time; each [rows, d]."""
@@ -295,6 +320,11 @@ def _check_fits(K: int, d: int, itemsize: int, budget_bytes: int) -> None:
         )
 
 
+def _kernel_budget(memory_bytes: int) -> int:
+    """The kernel's tile memory: its default, or a quarter of a smaller memory budget."""
+    return max(1, min(DEFAULT_BUDGET_BYTES, memory_bytes // 4))
+
+
 def explicit_mixture(means, sigma2: float, weights=None, *, dtype=torch.float64, device="cpu") -> GaussianMixture:
     """Mixture with user-given means [K, d] (row 0 is the target) and optional weights [K]."""
     means = torch.as_tensor(means, dtype=dtype, device=device)
@@ -319,10 +349,11 @@ def random_mixture(
     K, d = positive_int("K", K), positive_int("d", d)
     s2 = nonnegative("s2", s2)
     if on_the_fly:
-        return GaussianMixture(SeededMeans(K, d, s2, seed, dtype=dtype, device=device), sigma2, s2=s2)
+        return GaussianMixture(SeededMeans(K, d, s2, seed, dtype=dtype, device=device), sigma2, s2=s2,
+                               budget_bytes=_kernel_budget(memory_bytes))
     _check_fits(K, d, torch.empty((), dtype=dtype).element_size(), memory_bytes)
     means = random_means(K, d, s2, seed, dtype=dtype, device=device)
-    return GaussianMixture(means, sigma2, s2=s2)
+    return GaussianMixture(means, sigma2, s2=s2, budget_bytes=_kernel_budget(memory_bytes))
 
 
 def exponential_mixture(

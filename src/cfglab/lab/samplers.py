@@ -20,7 +20,7 @@ import torch
 
 from cfglab._validate import CfglabInputError
 from cfglab.guidance.rules import CFG
-from cfglab.guidance.schedules import as_schedule
+from cfglab.guidance.schedules import sampler_inputs
 from cfglab.noise import ou_time_grid, sigma_from_t, t_from_sigma
 
 __all__ = ["sample_sde", "sample_ode", "sigma_grid", "SAMPLERS"]
@@ -76,7 +76,7 @@ def sample_sde(
 
     x : [N, d] start at σ = sigmas[0]; returns [N, d] at σ = sigmas[-1].
     """
-    schedule, rule = as_schedule(schedule), CFG() if rule is None else rule
+    schedule, rule = sampler_inputs(x, sigmas, schedule, generator), CFG() if rule is None else rule
     for i, sigma, t, sigma_next, t_next in _steps(model, x, sigmas, rule):
         out = _step_inputs(model, rule, x, sigma, t, schedule, callback, i)
         h = t - t_next  # step in reverse time τ
@@ -99,7 +99,7 @@ def sample_ode(
 
     ``generator`` is unused (the ODE is deterministic) and accepted for a uniform signature.
     """
-    schedule, rule = as_schedule(schedule), CFG() if rule is None else rule
+    schedule, rule = sampler_inputs(x, sigmas, schedule, generator), CFG() if rule is None else rule
     for i, sigma, t, sigma_next, t_next in _steps(model, x, sigmas, rule):
         out = _step_inputs(model, rule, x, sigma, t, schedule, callback, i)
         h = t - t_next

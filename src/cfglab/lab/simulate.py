@@ -9,15 +9,18 @@ from typing import Callable
 
 import torch
 
-from cfglab._validate import CfglabInputError, nonnegative, positive, positive_int
+from cfglab._validate import (CfglabInputError, device, horizon, memory_fits, nonnegative, positive,
+                              positive_int, seed)
 from cfglab.guidance.schedules import Schedule, as_schedule
 from cfglab.lab.ensembles import exponential_mixture, infinite_class_mixture, random_mixture
+from cfglab.noise import exponential_K
 from cfglab.lab.observables import TrajectoryRecorder, distortion
 from cfglab.lab.samplers import SAMPLERS, sigma_grid
 
 __all__ = ["SimulationConfig", "SamplingDiverged", "simulate", "build_model"]
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+SAMPLE_ARRAYS = 12  # [n_samples, d] arrays alive at once: state, noise, scores, force, Heun stages, temporaries
 
 
 class SamplingDiverged(CfglabInputError):
@@ -67,19 +70,35 @@ class SimulationConfig:
             raise CfglabInputError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         positive_int("n_samples", self.n_samples)
         positive_int("steps", self.steps)
-        positive("T", self.T)
+        horizon("T", self.T)
+        seed("seed", self.seed)
         if self.dtype not in DTYPES:
             raise CfglabInputError(f"unknown dtype {self.dtype!r}; choose float64 or float32")
         if self.start not in ("noise", "marginal"):
             raise CfglabInputError(f"unknown start {self.start!r}; choose noise or marginal")
         positive("memory_gb", self.memory_gb)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise CfglabInputError(f"device {self.device!r} requested but CUDA is not available")
+        device("device", self.device)
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        """Stored class means plus the ``SAMPLE_ARRAYS`` sample-sized arrays must fit ``memory_gb``."""
+        item = torch.empty((), dtype=DTYPES[self.dtype]).element_size()
+        K = 1 if self.infinite else self.K if self.K is not None else _classes(self.alpha, self.d)
+        means = 0 if self.on_the_fly else K * self.d * item
+        samples = SAMPLE_ARRAYS * self.n_samples * self.d * item
+        k_text = f"e^{self.alpha * self.d:.4g}" if self.alpha is not None and self.alpha * self.d > 43 else f"{K}"
+        memory_fits(f"K={k_text} class means and n_samples={self.n_samples} samples at d={self.d}",
+                    means + samples, self.memory_gb * 2**30)
 
     def to_dict(self) -> dict:
         """The fields as plain JSON-able values (the schedule as its string)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {**out, "schedule": str(out["schedule"])}
+
+
+def _classes(alpha: float, d: int) -> int | float:
+    """K = ceil(e^{αd}) when it is a count torch can index, else e^{αd} as a float (for the budget message)."""
+    return exponential_K(alpha, d) if alpha * d <= 43 else math.exp(min(alpha * d, 700.0))
 
 
 def build_model(cfg: SimulationConfig):

@@ -116,12 +116,30 @@ def load_or_train(
     that exists and is not empty must hold a matching checkpoint, otherwise the error names it.
     """
     folder = Path(checkpoint) if checkpoint is not None else checkpoint_dir(cfg, data.data_hash)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        return load_model(folder, expect=cfg, data_hash=data.data_hash), folder, False
-    model = train_model(cfg, data, progress=progress)
-    if folder.exists():
-        folder.rmdir()  # empty folder given by the user
-    return model, save_model(model, folder), True
+    with _training_lock(folder):  # a second process waits, then loads what the first one saved
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            return load_model(folder, expect=cfg, data_hash=data.data_hash), folder, False
+        model = train_model(cfg, data, progress=progress)
+        if folder.exists():
+            folder.rmdir()  # empty folder given by the user
+        return model, save_model(model, folder), True
+
+
+def _training_lock(folder: Path):
+    """An exclusive lock (``filelock``: ``fcntl`` on POSIX) in the cache, keyed by the folder's path.
+
+    The OS drops the lock when its process dies, so a killed training never blocks the next one;
+    lock files stay in ``<cache>/locks`` (deleting one while held would let two owners in).
+    """
+    from filelock import FileLock
+
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    locks = cache_dir() / "locks"
+    try:
+        locks.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CfglabInputError(f"cannot create the cache folder {str(locks)!r}: {err.strerror}") from None
+    return FileLock(locks / f"latent-{key}.lock")
 
 
 def _meta(model: LatentModel) -> dict:
@@ -144,11 +162,23 @@ def _read_meta(path: Path) -> dict:
         meta["config"] = LatentConfig.from_dict(meta["config"])
         for key in ("data_hash", "n_classes", "image_shape", "latent_mean", "latent_std"):
             meta[key]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        stats = {k: torch.tensor(meta[k], dtype=torch.float64) for k in ("latent_mean", "latent_std")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError):
         raise CfglabInputError(
             f"checkpoint config {str(path)!r} is corrupt or not a cfglab latent checkpoint"
         ) from None
+    _check_latent_stats(path, **stats)
     return meta
+
+
+def _check_latent_stats(path: Path, latent_mean: torch.Tensor, latent_std: torch.Tensor) -> None:
+    """Latent normalisation: finite means, finite stds > 0 (a zero std divides every latent by 0)."""
+    if latent_mean.ndim != 1 or latent_std.shape != latent_mean.shape or not torch.isfinite(latent_mean).all():
+        raise CfglabInputError(f"checkpoint config {str(path)!r}: latent_mean/latent_std are not matching "
+                               "lists of finite numbers")
+    if not torch.isfinite(latent_std).all() or (latent_std <= 0).any():
+        raise CfglabInputError(f"checkpoint config {str(path)!r}: latent_std must be finite and > 0, "
+                               f"got {latent_std.tolist()}")
 
 
 def _load_weights(module: torch.nn.Module, path: Path) -> None:
@@ -156,11 +186,15 @@ def _load_weights(module: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import load_file
 
     try:
-        module.load_state_dict(load_file(path))
+        state = load_file(path)
+        module.load_state_dict(state)
     except (SafetensorError, OSError, RuntimeError, ValueError):
         raise CfglabInputError(
             f"checkpoint weights {str(path)!r} are corrupt or do not match the config"
         ) from None
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CfglabInputError(f"checkpoint weights {str(path)!r}: tensor {bad!r} contains NaN or inf")
 
 
 def _contiguous(state: dict) -> dict:

@@ -12,6 +12,7 @@ and split identifies the data in every checkpoint.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,8 +108,8 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
             images, labels = np.asarray(f["images"]), np.asarray(f["labels"])
     except KeyError:
         raise CfglabInputError(f"{str(path)!r} must contain arrays 'images' and 'labels'") from None
-    except (OSError, ValueError) as err:
-        raise CfglabInputError(f"cannot read {str(path)!r}: {err}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated or not an .npz
+        raise CfglabInputError(f"cannot read {str(path)!r}: {' '.join(str(err).split())}") from None
     if images.ndim not in (3, 4) or labels.ndim != 1 or len(images) != len(labels):
         raise CfglabInputError(
             f"{str(path)!r}: images must be [N,H,W] or [N,C,H,W] and labels [N],"
@@ -120,6 +121,8 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     if images.max() > 1.0:
         images = images / 255.0
     values, labels = np.unique(labels, return_inverse=True)
+    if len(values) < 2:  # guidance needs a class to be guided away from
+        raise CfglabInputError(f"{str(path)!r}: labels must hold at least 2 classes, got {values.tolist()}")
     return images, labels.astype(np.int64), tuple(map(str, values))
 
 

@@ -30,7 +30,7 @@ from cfglab.latent.evaluate import (
 from cfglab.latent.sample import generate
 from cfglab.latent.train import PROFILES, LatentConfig, LatentModel
 
-__all__ = ["Prepared", "evaluate_schedule", "prepare", "resolve_config"]
+__all__ = ["Prepared", "evaluate_point", "evaluate_schedule", "prepare", "resolve_config"]
 
 Progress = Callable[[int, int], None] | None
 
@@ -102,3 +102,25 @@ def evaluate_schedule(
         "checkpoint": str(prep.checkpoint),
         "data_hash": prep.data.data_hash,
     }
+
+
+def evaluate_point(
+    *,
+    schedule: str = "constant:w=0",
+    profile: str = "default",
+    data: str = DEFAULT_DATA,
+    seed: int = 0,
+    checkpoint: str | None = None,
+    n_per_class: int = 50,
+    steps: int = 12,
+    sampler: str = "heun",
+    sample_seed: int = 0,
+) -> dict:
+    """One schedule on the (cached) model as a flat row: the ``latent.evaluate`` sweep kind."""
+    prep = prepare(resolve_config(profile, data=data, seed=seed), checkpoint=checkpoint)
+    result = evaluate_schedule(
+        prep, schedule, n_per_class=n_per_class, steps=steps, sampler=sampler, seed=sample_seed
+    )
+    ref = result.pop("reference")
+    return {**result, **{f"reference_{k}": v for k, v in ref.items()}}
+

@@ -17,7 +17,7 @@ import torch
 
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.guidance.denoiser import CFGDenoiser
-from cfglab.guidance.schedules import as_schedule
+from cfglab.guidance.schedules import as_schedule, sampler_inputs
 
 __all__ = [
     "SAMPLERS",
@@ -82,7 +82,7 @@ def sample_euler(
     x : [N, ...] at σ = sigmas[0] (already scaled by it); returns [N, ...] at sigmas[-1].
     ``generator`` is unused (deterministic sampler).
     """
-    denoise, cfg = _guided(model, schedule, cond, uncond)
+    denoise, cfg = _guided(model, sampler_inputs(x, sigmas, schedule, generator), cond, uncond)
     for i, (s, s_next) in enumerate(zip(sigmas[:-1].tolist(), sigmas[1:].tolist())):
         denoised = denoise(x, s)
         _report(callback, cfg, i, s, x, denoised)
@@ -103,7 +103,7 @@ def sample_heun(
     callback: Callback = None,
 ) -> torch.Tensor:
     """Heun's 2nd-order method for the probability-flow ODE (Karras et al. 2022, Alg. 1)."""
-    denoise, cfg = _guided(model, schedule, cond, uncond)
+    denoise, cfg = _guided(model, sampler_inputs(x, sigmas, schedule, generator), cond, uncond)
     for i, (s, s_next) in enumerate(zip(sigmas[:-1].tolist(), sigmas[1:].tolist())):
         denoised = denoise(x, s)
         _report(callback, cfg, i, s, x, denoised)
@@ -130,7 +130,7 @@ def sample_euler_ancestral(
     callback: Callback = None,
 ) -> torch.Tensor:
     """Ancestral Euler (k-diffusion, η = 1): Euler step to σ_down, then fresh noise of std σ_up."""
-    denoise, cfg = _guided(model, schedule, cond, uncond)
+    denoise, cfg = _guided(model, sampler_inputs(x, sigmas, schedule, generator), cond, uncond)
     for i, (s, s_next) in enumerate(zip(sigmas[:-1].tolist(), sigmas[1:].tolist())):
         denoised = denoise(x, s)
         _report(callback, cfg, i, s, x, denoised)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from cfglab.lab.observables import kl_estimator_bias
 from cfglab.report.base import (Figure, Section, SectionResult, all_of, fmt, group_stats, save_figure, sign_test,

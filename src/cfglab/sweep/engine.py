@@ -19,6 +19,7 @@ from cfglab._validate import CfglabInputError
 from cfglab.sweep.config import Task
 from cfglab.sweep.store import ResultStore
 from cfglab.sweep.tasks import run_task
+from cfglab.sweep.validate import check_result_keys
 
 __all__ = ["SweepResult", "run_sweep"]
 
@@ -49,6 +50,7 @@ def _timed(kind: str, params: dict) -> tuple[dict, dict]:
     """What a worker runs: one task, its wall time and the CPU time of the worker process."""
     start, cpu = time.perf_counter(), time.process_time()
     result = run_task(kind, params)
+    check_result_keys(kind, result)  # fails the task, not the sweep
     return result, {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
 
 
@@ -62,7 +64,7 @@ def _client(scheduler: str | None, workers: int):
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:  # unreachable, or not an address
             raise CfglabInputError(f"cannot reach Dask scheduler {scheduler!r}: {err}") from None
         with client:
             yield client
@@ -118,8 +120,13 @@ def run_sweep(tasks: list[Task], out: str | os.PathLike, *, scheduler: str | Non
         raise CfglabInputError(f"workers must be >= 0, got {workers!r}")
     start = time.perf_counter()
     store = ResultStore(out)
+    with store.lock():  # a second sweep on this folder waits, then finds these rows done
+        return _run_locked(tasks, store, scheduler, workers, progress, meta, start)
+
+
+def _run_locked(tasks, store, scheduler, workers, progress, meta, start) -> SweepResult:
     store.write_config(tasks, meta or {})
-    done = store.done_ids()
+    done = store.valid_ids(tasks)
     todo = [t for t in tasks if t.id not in done]
     counter = {"done": len(tasks) - len(todo)}
     errors: dict = {}

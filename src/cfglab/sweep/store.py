@@ -7,19 +7,26 @@ Layout under the output folder::
     errors/<id>.json      the last error of a failed task (retried on the next run)
     results.parquet/.csv  all rows of the current sweep, one per task
 
-A task is finished exactly when its Parquet file exists, so a killed sweep resumes where
-it stopped and a row can never be written twice.
+A task is finished exactly when its Parquet file exists and is valid (one readable row whose
+task id, kind and parameters are the task's), so a killed sweep resumes where it stopped and
+a row can never be written twice.  An invalid file (truncated, foreign, edited) is moved aside
+to ``tasks/<id>.parquet.invalid-<n>`` with a warning and the task is computed again.
+``.lock`` serialises sweeps on one folder (the OS drops it when its process dies).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import warnings
 from pathlib import Path
 
 from cfglab._io import write_atomic, write_json_atomic
 from cfglab._validate import CfglabInputError
 from cfglab.sweep.config import Task
+from cfglab.sweep.validate import check_result_keys, row_problem
 
 __all__ = ["ResultStore"]
 
@@ -39,8 +46,41 @@ class ResultStore:
         return self.root / "tasks" / f"{task_id}.parquet"
 
     def done_ids(self) -> set[str]:
-        """Ids of the finished tasks (those with a Parquet row)."""
+        """Ids of the tasks with a Parquet row file (unchecked; see :meth:`valid_ids`)."""
         return {p.stem for p in (self.root / "tasks").glob("*.parquet")}
+
+    @contextlib.contextmanager
+    def lock(self):
+        """An exclusive lock on the folder: a second sweep on it waits (saying so) instead of redoing work."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.root / ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"cfglab: another sweep is running in {str(self.root)!r}; waiting for it", file=sys.stderr)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def valid_ids(self, tasks: list[Task]) -> set[str]:
+        """Ids of ``tasks`` whose row file is valid; invalid files are moved aside (with a warning)."""
+        done = self.done_ids()
+        return {t.id for t in tasks if t.id in done and self._check_row(t)}
+
+    def _check_row(self, task: Task) -> bool:
+        path = self.row_path(task.id)
+        reason = row_problem(path, task)
+        if reason is None:
+            return True
+        n = 1 + sum(1 for _ in path.parent.glob(f"{path.name}.invalid-*"))
+        aside = path.with_name(f"{path.name}.invalid-{n}")
+        os.replace(path, aside)
+        warnings.warn(f"sweep result {str(path)!r} is invalid ({reason}); moved to {aside.name!r}, "
+                      "the task runs again", stacklevel=2)
+        return False
 
     def write_config(self, tasks: list[Task], meta: dict) -> None:
         """The resolved sweep, next to its results."""
@@ -53,6 +93,7 @@ class ResultStore:
         row = {"task_id": task.id, "kind": task.kind, "name": task.name,
                "params": json.dumps(task.params, sort_keys=True), **timing}
         row.update({k: v for k, v in task.params.items() if not isinstance(v, (list, dict))})
+        check_result_keys(task.kind, result)
         row.update(result)
         frame = pd.DataFrame([row])
         write_atomic(self.row_path(task.id), lambda tmp: frame.to_parquet(tmp, index=False))

@@ -1,8 +1,9 @@
 """Task kinds of a sweep: a plain dict ``name -> "module:function"`` (imported lazily).
 
 A task function takes the resolved parameters (a dict) and returns a flat dict of numbers
-(``None`` allowed).  A sweep may also name any importable ``"package.module:function"``
-directly as its kind, which is how users add their own experiments.
+(``None`` allowed).  A sweep file may also name an importable ``"package.module:function"``
+as its kind, which is how users add their own experiments, but only with the explicit
+opt-in ``allow_import = true`` (``cfglab.sweep.validate``; docs/sweeps.md).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Callable
 
 from cfglab._validate import CfglabInputError
 
-__all__ = ["TASKS", "RESOLVERS", "load_function", "resolve_params", "run_task"]
+__all__ = ["TASKS", "load_function", "resolve_params", "run_task"]
 
 # task kind -> "module:function"; modules are imported only when a task of that kind runs
 TASKS: dict[str, str] = {
@@ -28,11 +29,6 @@ TASKS: dict[str, str] = {
     "schedules.compare": "cfglab.experiments.tasks:compare_task",
     "schedules.shrinkage": "cfglab.experiments.tasks:shrinkage_task",
     "latent.regime": "cfglab.experiments.latent_regimes:regime_task",
-}
-
-# task kind -> "module:function" that fills defaults / validates (same params, same hash)
-RESOLVERS: dict[str, str] = {
-    "simulate": "cfglab.experiments.tasks:resolve_simulate",
 }
 
 
@@ -57,14 +53,11 @@ def _path_of(kind: str) -> str:
     return TASKS.get(kind, kind)
 
 
-def resolve_params(kind: str, params: dict) -> dict:
-    """The fully resolved parameters of one task (defaults filled in where the kind knows them)."""
-    if kind not in TASKS and ":" not in kind:
-        raise CfglabInputError(f"unknown task kind {kind!r}; choose from {', '.join(TASKS)} "
-                               "or give a 'module:function' path")
-    if kind in RESOLVERS:
-        return load_function(RESOLVERS[kind])(dict(params))
-    return dict(params)
+def resolve_params(kind: str, params: dict, *, allow_import: bool = True) -> dict:
+    """The fully resolved parameters of one task (``cfglab.sweep.validate.normalize_params``)."""
+    from cfglab.sweep.validate import check_kind, normalize_params
+
+    return normalize_params(check_kind(kind, allow_import), params)
 
 
 def run_task(kind: str, params: dict) -> dict:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import quad, solve_ivp
 
-from cfglab._validate import CfglabInputError, positive
+from cfglab._validate import CfglabInputError, horizon, positive
 from cfglab.guidance.schedules import as_schedule
 from cfglab.noise import sigma_from_t, t_from_sigma
 
@@ -123,7 +123,7 @@ def _check(sampler: str, start: str, T) -> float:
         raise CfglabInputError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     if start not in STARTS:
         raise CfglabInputError(f"unknown start {start!r}; choose from {', '.join(STARTS)}")
-    return positive("T", T)
+    return horizon("T", T)
 
 
 def solve_gaussian(

@@ -79,5 +79,5 @@ def rem_free_energy(alpha: float, r: float, A: float) -> REMState:
     def _legendre(theta: float) -> float:
         return theta * rem_lambda_prime(theta, r, A) - rem_lambda(theta, r, A) - alpha
 
-    theta = brentq(_legendre, 1e-12, 1.0, xtol=1e-14)
+    theta = brentq(_legendre, 0.0, 1.0, xtol=1e-14)  # _legendre(0) = −α < 0 < _legendre(1) = −entropy
     return REMState(rem_lambda_prime(theta, r, A), "frozen", theta, entropy)

@@ -113,6 +113,9 @@ def transition(alpha: float, sigma2: float = 0.5, s2: float = 1.0) -> Transition
         msg = (f"alpha={alpha:g} >= alpha_c={a_c:.6g}: the target class never dominates the posterior "
                f"(not even at t=0); classes are not resolved")
         return TransitionResult(alpha, sigma2, s2, None, None, a_c, closed, msg)
+    if resolution_gap(T_SEARCH, alpha, sigma2, s2) > 0:  # no sign change: t_c lies beyond the search range
+        raise CfglabInputError(f"alpha={alpha!r} is so small that t_c exceeds t={T_SEARCH:g} "
+                               f"(the target is resolved at any practical noise level)")
     t_c = brentq(resolution_gap, 0.0, T_SEARCH, args=(alpha, sigma2, s2), xtol=1e-13)
     msg = f"target class takes over the posterior at t_c={t_c:.6g} (sigma={sigma_from_t(t_c):.6g})"
     return TransitionResult(alpha, sigma2, s2, t_c, sigma_from_t(t_c), a_c, closed, msg)
