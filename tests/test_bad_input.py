@@ -22,6 +22,8 @@ from cfglab.guidance.schedules import parse_schedule
 from cfglab.lab.ensembles import MEANS_BLOCK, infinite_class_mixture, random_means, random_mixture
 from cfglab.lab.samplers import sample_ode, sample_sde, sigma_grid
 
+pytestmark = pytest.mark.usefixtures("float64")  # written for float64 defaults
+
 
 def run_cli(argv, capsys):
     code = main(argv)

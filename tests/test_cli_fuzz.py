@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from cfglab._validate import CfglabInputError
 from cfglab.cli import build_parser, main
 
+pytestmark = pytest.mark.usefixtures("float64")  # written for float64 defaults
+
 
 def _leaves(parser, prefix=()):
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
