@@ -140,3 +140,15 @@ def test_every_registered_kind_runs_on_a_tiny_input(tmp_path, monkeypatch):
     assert sorted(result.table["kind"]) == sorted(set(TASKS) - trained) and calls == ["tiny"]
     row = result.table.set_index("kind").loc["latent.evaluate"]
     assert row["vendi"] == 1.0 and row["reference_vendi"] == 2.0
+
+
+def test_temporary_rows_of_a_killed_sweep_are_not_done_and_are_removed_by_the_next(tmp_path):
+    """A SIGKILL mid-write leaves ``tasks/.<id>.parquet.<rand>.tmp.parquet``: never a finished
+    task, and cleared once the next sweep holds the folder lock."""
+    store = ResultStore(tmp_path)
+    stray = tmp_path / "tasks" / ".9906b611368b6f4e.parquet.2pgvafkr.tmp.parquet"
+    stray.write_bytes(b"PAR1 half-written")
+    assert store.done_ids() == set()
+    result = run_sweep(tasks_from_dict({"kind": "theory.transition", "params": {"alpha": 0.2}}), tmp_path, workers=0)
+    assert result.n_computed == 1 and not stray.exists()
+    assert store.done_ids() == {result.table["task_id"][0]}

@@ -46,8 +46,11 @@ class ResultStore:
         return self.root / "tasks" / f"{task_id}.parquet"
 
     def done_ids(self) -> set[str]:
-        """Ids of the tasks with a Parquet row file (unchecked; see :meth:`valid_ids`)."""
-        return {p.stem for p in (self.root / "tasks").glob("*.parquet")}
+        """Ids of the tasks with a Parquet row file (unchecked; see :meth:`valid_ids`).
+
+        Hidden names are temporary files of rows being written (``cfglab._io.atomic_path``).
+        """
+        return {p.stem for p in (self.root / "tasks").glob("*.parquet") if not p.name.startswith(".")}
 
     @contextlib.contextmanager
     def lock(self):
@@ -61,9 +64,15 @@ class ResultStore:
             print(f"cfglab: another sweep is running in {str(self.root)!r}; waiting for it", file=sys.stderr)
             lock.acquire()
         try:
+            self._remove_stale_temporaries()
             yield
         finally:
             lock.release()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary row files left by a killed sweep (only the lock holder writes rows)."""
+        for tmp in (self.root / "tasks").glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
 
     def valid_ids(self, tasks: list[Task]) -> set[str]:
         """Ids of ``tasks`` whose row file is valid; invalid files are moved aside (with a warning)."""
