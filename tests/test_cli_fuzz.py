@@ -223,7 +223,9 @@ def _single_faults(command):
 
 
 REQUIRED_VALID = {"--d": "3", "--alpha": "0.2", "--out": "out.png", "--base": "constant:w=2",
-                  "config": ("FILE", SWEEP_FILES[0])}
+                  "config": ("FILE", SWEEP_FILES[0]),
+                  # no cheap valid input exists for these two: a refused one keeps the other faults' cases cheap
+                  "table": "missing-table.json", "pipeline_dir": "adir"}
 
 
 @pytest.mark.slow

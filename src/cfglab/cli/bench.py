@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cfglab.cli._common import (add_json_flag, emit, figure_file, integer, number, progress_bar, writable_file,
-                               write_json_atomic)
+from cfglab.cli._common import (add_json_flag, emit, figure_file, integer, nonnegative_int, number, progress_bar,
+                               writable_file, write_json_atomic)
 
 
 def register(sub) -> None:
@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--fraction-dims", type=_ints, default=[16, 32, 64, 128, 256, 512],
                    help="d values of fraction_by_d (kernel over GEMM GFLOP/s at --K, --N); '' skips it")
     p.add_argument("--no-threads", action="store_true", help="skip by_threads (1 thread, all cores, load-aware)")
-    p.add_argument("--startup-runs", type=integer, default=5,
+    p.add_argument("--startup-runs", type=nonnegative_int, default=5,
                    help="startup_s: median of this many cfglab processes (0 skips it)")
     p.add_argument("--sampler", action="store_true",
                    help="instead: profile a guided simulate by phase and its time per step against d at K = e^{αd}")
@@ -49,10 +49,14 @@ def register(sub) -> None:
 
 
 def _ints(text: str) -> list[int]:
+    """argparse type: a comma-separated list of integers >= 1 (dimensions)."""
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"dimensions must be >= 1, got {text!r}")
+    return values
 
 
 def _summary(result: dict) -> dict:

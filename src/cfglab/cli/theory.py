@@ -78,7 +78,7 @@ def register(sub) -> None:
     wd.add_argument("--w-negs", type=_floats, default=None, help="window weights in [-1, 0) (default -1,-0.5,-0.2)")
     wd.add_argument("--samplers", default="sde,ode", help="comma-separated: sde, ode (default both)")
     wd.add_argument("--w-pos", type=number, default=2.0, help="constant base weight (default 2)")
-    wd.add_argument("--T", type=number, default=6.0)
+    wd.add_argument("--T", type=horizon_arg, default=6.0)
     _ensemble_args(wd, alpha=False)
     wd.add_argument("--simulate", action="store_true",
                     help="also run the standard exact-score checks (a few minutes on 2 cores)")
@@ -155,6 +155,8 @@ def run_windows(args) -> int:
     from cfglab.experiments.window_checks import STANDARD_CHECKS, simulate_checks
     from cfglab.theory.windows import STANDARD, WindowGrid, plot_diagram, window_diagram
 
+    if args.out:
+        figure_file(args.out, "--out")  # before the diagram is computed
     given = {"ratios": args.ratios, "switches": args.switches, "w_negs": args.w_negs}
     grid = WindowGrid(**{k: tuple(v) for k, v in given.items() if v is not None},
                       samplers=tuple(x.strip() for x in args.samplers.split(",") if x.strip()),
