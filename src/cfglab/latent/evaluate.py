@@ -32,6 +32,7 @@ __all__ = [
     "METRICS",
     "Evaluator",
     "check_sample_size",
+    "prdc_scores",
     "reference_row",
     "score_images",
     "train_evaluator",
@@ -145,21 +146,31 @@ def check_sample_size(n_per_class: int, nearest_k: int = 5) -> None:
 
 
 def _class_metrics(ev: Evaluator, fake: np.ndarray, k: int, nearest_k: int) -> dict:
-    from prdc import compute_prdc
-
     if len(fake) < nearest_k + 2:  # prdc's k-NN radii need k + 1 neighbours besides the point
         raise CfglabInputError(
             f"need at least nearest_k + 2 = {nearest_k + 2} samples per class,"
             f" got {len(fake)} for class {k}"
         )
     real = ev.train_features[ev.train_labels == k]
-    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints its sample counts
-        prdc = compute_prdc(real_features=real, fake_features=fake, nearest_k=nearest_k)
     return {
         "vendi": vendi_cosine(fake),
         "within_class_var": float(fake.var(axis=0, ddof=1).mean()),
-        **{key: float(v) for key, v in prdc.items()},
+        **prdc_scores(real, fake, nearest_k),
     }
+
+
+def prdc_scores(real: np.ndarray, fake: np.ndarray, nearest_k: int) -> dict[str, float]:
+    """Precision, recall, density, coverage (Naeem et al. 2020, ``prdc``) of fake [n, f] vs real [m, f].
+
+    Quiet: prdc prints its sample counts, and inside a Dask worker its joblib call warns
+    once per call that it runs on one thread (which is what a sweep worker should do).
+    """
+    from prdc import compute_prdc
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Inside a Dask worker", category=UserWarning)
+        scores = compute_prdc(real_features=real, fake_features=fake, nearest_k=nearest_k)
+    return {key: float(v) for key, v in scores.items()}
 
 
 def _per_class_subset(labels: np.ndarray, n_per_class: int | None, seed: int) -> np.ndarray:

@@ -14,13 +14,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
 
 import numpy as np
 
-from cfglab.latent.evaluate import frechet_distance, vendi_cosine
+from cfglab.latent.evaluate import frechet_distance, prdc_scores, vendi_cosine
 
 __all__ = [
     "MetricContext",
@@ -144,16 +142,11 @@ def score_generated(
 
 def _unsupervised(ctx: MetricContext, feats: np.ndarray, labels: np.ndarray, k: int) -> dict:
     """prdc and Vendi per class (averaged) and the pooled Fréchet distance, on PCA features."""
-    from prdc import compute_prdc
-
     rows = []
     for c in np.unique(labels):
         fake = feats[labels == c]
-        with contextlib.redirect_stdout(io.StringIO()):  # prdc prints its sample counts
-            prdc = compute_prdc(
-                real_features=ctx.real_pca[ctx.real_labels == c], fake_features=fake, nearest_k=k
-            )
-        rows.append({**{m: float(v) for m, v in prdc.items()}, "vendi": vendi_cosine(fake)})
+        prdc = prdc_scores(ctx.real_pca[ctx.real_labels == c], fake, k)
+        rows.append({**prdc, "vendi": vendi_cosine(fake)})
     out = {m: float(np.mean([r[m] for r in rows])) for m in rows[0]}
     out["fd_pca"] = frechet_distance(feats, ctx.real_pca)
     return out
