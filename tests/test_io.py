@@ -43,3 +43,24 @@ def test_unwritable_path_is_a_one_line_input_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(CfglabInputError, match="cannot write"):
         write_json_atomic(tmp_path / "file" / "r.json", {})
+
+
+def test_figures_are_written_atomically_and_closed(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cfglab._io import save_figure_atomic
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = save_figure_atomic(fig, tmp_path / "sub" / "f.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # a whole PNG under the final name
+    assert sorted(p.name for p in path.parent.iterdir()) == ["f.png"]  # no temporary left
+    assert not plt.fignum_exists(fig.number)  # closed: a long sweep does not leak figures
+    fig2, _ = plt.subplots()
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(CfglabInputError, match="dir.png"):
+        save_figure_atomic(fig2, tmp_path / "dir.png")  # a folder in the way: one line, figure closed
+    assert not plt.fignum_exists(fig2.number)

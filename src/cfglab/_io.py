@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cfglab._validate import CfglabInputError
 
-__all__ = ["atomic_path", "write_atomic", "write_json_atomic", "write_text_atomic", "json_clean"]
+__all__ = ["atomic_path", "json_clean", "save_figure_atomic", "write_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -64,6 +64,16 @@ def write_atomic(path: str | os.PathLike, write) -> Path:
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def save_figure_atomic(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Write a matplotlib figure to ``path`` atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+    finally:
+        plt.close(fig)
 
 
 def json_clean(obj):

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from cfglab._io import write_atomic
+from cfglab._io import save_figure_atomic
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.experiments.calibrate import calibrate
 from cfglab.guidance.rules import RULES
@@ -130,5 +130,4 @@ def pareto_plot(rows: list[dict], path, *, title: str = "") -> None:
     ax.set_title(title or "guidance schedules on exact scores")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=130))
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=130)

@@ -6,8 +6,7 @@ import math
 import os
 from pathlib import Path
 
-from cfglab._io import write_text_atomic
-from cfglab.latent.outputs import _save_fig
+from cfglab._io import save_figure_atomic, write_text_atomic
 
 __all__ = ["force_figure", "gain_figure", "regimes_table", "write_regimes"]
 
@@ -98,8 +97,7 @@ def force_figure(result: dict, path) -> None:
            title="CFG force; resolution σ measured (—) and predicted (- -)")  # fmt: skip
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save_fig(fig, path)
-    plt.close(fig)
+    save_figure_atomic(fig, path)
 
 
 def gain_points(result: dict) -> list[dict]:
@@ -137,5 +135,4 @@ def gain_figure(result: dict, path) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _save_fig(fig, path)
-    plt.close(fig)
+    save_figure_atomic(fig, path)

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from cfglab._io import write_atomic
+from cfglab._io import save_figure_atomic
 from cfglab._validate import CfglabInputError
 from cfglab.lab.simulate import SimulationConfig, build_model, simulate
 from cfglab.theory.dmft import _t_half, solve_dmft
@@ -142,5 +142,4 @@ def plot_scaling(table: list[dict], path: str) -> None:
         ax.set_title(f"{key}: deviation from d → ∞ theory")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=120)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfglab._io import write_atomic, write_json_atomic, write_text_atomic
+from cfglab._io import save_figure_atomic, write_atomic, write_json_atomic, write_text_atomic
 
 __all__ = ["pareto_plot", "sample_grid", "study_table", "write_study"]
 
@@ -87,8 +87,7 @@ def pareto_plot(result: dict, path: str | os.PathLike, zoom_from: float = 0.95) 
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("latent study: separability vs diversity (mean ± std over seeds)")
     fig.tight_layout()
-    _save_fig(fig, path)
-    plt.close(fig)
+    save_figure_atomic(fig, path)
 
 
 def _pareto_panel(ax, result: dict, metric: str, lo: float | None) -> None:
@@ -150,6 +149,3 @@ def _nz(x: float) -> float:
 def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", label).strip("_")
 
-
-def _save_fig(fig, path) -> None:
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from cfglab._io import write_atomic
+from cfglab._io import save_figure_atomic
 from cfglab.sweep import Task, tasks_from_dict
 
 __all__ = ["Figure", "SectionResult", "Section", "sim_tasks", "save_figure", "group_stats", "verdict", "LABELS",
@@ -72,12 +72,9 @@ def sim_tasks(profile, name: str, params: dict, grid: dict, seeds: int) -> list[
 
 def save_figure(fig, figdir: Path, name: str) -> str:
     """Save a matplotlib figure as ``figdir/name.png``; return its path relative to the report."""
-    import matplotlib.pyplot as plt
-
     figdir.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    write_atomic(figdir / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=110))
-    plt.close(fig)
+    save_figure_atomic(fig, figdir / f"{name}.png", dpi=110)
     return f"{figdir.name}/{name}.png"
 
 

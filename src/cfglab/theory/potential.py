@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from cfglab._io import write_atomic
+from cfglab._io import save_figure_atomic
 from cfglab._validate import positive
 from cfglab.theory.rem import gamma, rem_free_energy
 
@@ -88,8 +88,5 @@ def plot_potential(path: str, *, alpha: float = 0.2, w: float = 2.0, sigma2: flo
     axes[1].axhline(0, color="k", lw=0.6)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    try:
-        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
-    finally:
-        plt.close(fig)
+    save_figure_atomic(fig, path)
     return {"out": str(path), "t_switch": pred.t_switch, **info}

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from cfglab._io import save_figure_atomic
 from cfglab._validate import CfglabInputError
 
 __all__ = ["QUANTITIES", "THEORIES", "error_table", "fit_exponents", "plot_errors"]
@@ -99,5 +100,4 @@ def plot_errors(table: list[dict], fits: dict, path: str) -> None:
         ax.set(xscale="log", yscale="log", xlabel="d", ylabel=f"|⟨{label}_sim − {label}_theory⟩|", title=label)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=110)

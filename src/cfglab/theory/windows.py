@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from cfglab._io import save_figure_atomic
 from cfglab._validate import CfglabInputError, positive
 
 __all__ = ["WindowGrid", "STANDARD", "window_diagram", "window_point", "plot_diagram", "INF"]
@@ -191,5 +192,4 @@ def plot_diagram(diagram: dict, path: str) -> None:
     axes[0, 0].legend(handles=handles, fontsize=6, loc="lower left")
     fig.suptitle(f"Negative-window phase diagram (σ² = {g['sigma2']:g}, s² = {g['s2']:g}; numbers: final var⊥/σ²)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=110)

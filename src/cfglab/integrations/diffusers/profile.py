@@ -152,7 +152,7 @@ def plot_profile(result: dict[str, Any], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cfglab._io import write_atomic
+    from cfglab._io import save_figure_atomic
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     sigma = [s if math.isfinite(s) else float("nan") for s in result["sigma"]]
@@ -166,5 +166,4 @@ def plot_profile(result: dict[str, Any], path: str | Path) -> None:
     ax.invert_xaxis()
     ax.legend(fontsize=7)
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120))
-    plt.close(fig)
+    save_figure_atomic(fig, path, dpi=120)
