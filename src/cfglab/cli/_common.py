@@ -106,13 +106,17 @@ def emit_study(result: dict, as_json: bool, out: str, files: str) -> int:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, enabled: bool):
-    """Yield ``update(done, total)``; draws a rich bar only when enabled and stderr is a TTY."""
-    if not enabled or not sys.stderr.isatty():
+def progress_bar(description: str):
+    """Yield ``update(done, total)``; draws a rich bar on stderr when it is a TTY.
+
+    The bar never touches stdout, so ``--json > out.json`` still shows progress.
+    """
+    if not sys.stderr.isatty():
         yield lambda done, total: None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as progress:
+    with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(description, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)

@@ -84,7 +84,7 @@ def _summary(result: dict) -> dict:
 
 def _measure(args, label: str, measure, plot) -> dict:
     """Run ``measure(progress)`` under a progress bar, then the --plot and --output files."""
-    with progress_bar(label, enabled=not args.json) as update:
+    with progress_bar(label) as update:
         result = measure(update)
     if args.plot:
         plot(result, args.plot)

@@ -129,7 +129,7 @@ def _check_checkpoint(args) -> None:
 def _prepare(args, desc: str):
     from cfglab.latent.pipeline import prepare, resolve_config
 
-    with progress_bar(desc, enabled=not args.json) as update:
+    with progress_bar(desc) as update:
         return prepare(
             resolve_config(args.profile, data=args.data, seed=args.seed),
             checkpoint=args.checkpoint,
@@ -227,7 +227,7 @@ def run_study(args) -> int:
 
     writable_dir(args.out, "--out")
     _check_checkpoint(args)
-    with progress_bar("latent study", enabled=not args.json) as update:
+    with progress_bar("latent study") as update:
         result = latent_study(
             profile=args.profile,
             preset=args.preset,

@@ -30,7 +30,7 @@ def run_regimes(args) -> int:
     from cfglab.cli._common import emit_study
     from cfglab.experiments.latent_regimes import regime_study
 
-    with progress_bar("regime study", enabled=not args.json) as update:
+    with progress_bar("regime study") as update:
         result = regime_study(
             profile=args.profile, preset=args.preset, conditionings=args.conditionings,
             seeds=args.seeds, out=args.out, workers=args.workers, scheduler=args.scheduler,

@@ -23,7 +23,7 @@ def run(args) -> int:
     from cfglab.report.base import LABELS
 
     profile = get_profile(args.profile)
-    with progress_bar(f"reproduce ({profile.name})", enabled=not args.json) as update:
+    with progress_bar(f"reproduce ({profile.name})") as update:
         report = reproduce(profile, args.out, scheduler=args.scheduler, workers=args.workers, progress=update)
     summary = {"out": str(args.out), "profile": profile.name, "wall_s": round(report["wall_s"], 1),
                "index": f"{args.out}/index.html",

@@ -68,7 +68,7 @@ def _register_compare(ssub) -> None:
 def run_shrinkage(args) -> int:
     from cfglab.experiments.shrinkage import shrinkage_check
 
-    with progress_bar("random schedules", enabled=not args.json) as update:
+    with progress_bar("random schedules") as update:
         result = shrinkage_check(args.n, seed=args.seed, sigma2=args.sigma2, s2=args.s2, T=args.T, alpha=args.alpha,
                                  n_simulate=args.n_simulate, progress=update)
     emit(result, args.json, title="shrinkage theorem: w ≥ 0 ⇒ Var ≤ σ²")
@@ -96,7 +96,7 @@ def run_compare(args) -> int:
 
     if args.out:
         writable_dir(args.out, "--out")
-    with progress_bar("schedules", enabled=not args.json) as update:
+    with progress_bar("schedules") as update:
         rows = compare_table(regime=args.regime, d=args.d, alpha=args.alpha, sampler=args.sampler,
                              n_samples=args.n_samples, steps=args.steps, seed=args.seed, calibrate_base=args.base,
                              progress=update)

@@ -44,7 +44,7 @@ def run(args) -> int:
     )
     if args.trajectory:
         writable_file(args.trajectory, "--trajectory")
-    with progress_bar("sampling", enabled=not args.json) as update:
+    with progress_bar("sampling") as update:
         result = simulate(cfg, trajectory=bool(args.trajectory), progress=update)
     if args.trajectory:
         write_json_atomic(args.trajectory, {"config": cfg.to_dict(), **result.pop("trajectory")})

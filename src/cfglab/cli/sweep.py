@@ -27,7 +27,7 @@ def run(args) -> int:
     tasks = load_sweep(args.config, allow_import=args.allow_import)
     out = Path(args.out) if args.out else Path(args.config).with_suffix("")
     meta = {"config": str(Path(args.config).resolve()), "scheduler": args.scheduler, "workers": args.workers}
-    with progress_bar(f"sweep ({len(tasks)} tasks)", enabled=not args.json) as update:
+    with progress_bar(f"sweep ({len(tasks)} tasks)") as update:
         result = run_sweep(tasks, out, scheduler=args.scheduler, workers=args.workers,
                            progress=update, meta=meta)
     emit(result.summary(out), args.json, title="cfglab sweep")

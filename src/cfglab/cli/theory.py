@@ -163,10 +163,10 @@ def run_windows(args) -> int:
                       w_pos=args.w_pos, sigma2=args.sigma2, s2=args.s2, T=args.T)
     if args.simulate and (grid.w_pos, grid.sigma2, grid.s2) != (STANDARD.w_pos, STANDARD.sigma2, STANDARD.s2):
         raise CfglabInputError("--simulate runs the standard checks: keep --w-pos 2, --sigma2 0.5, --s2 1")
-    with progress_bar("window diagram", enabled=not args.json) as update:
+    with progress_bar("window diagram") as update:
         out = window_diagram(grid, progress=update)
     if args.simulate:
-        with progress_bar("simulation checks", enabled=not args.json) as update:
+        with progress_bar("simulation checks") as update:
             out["simulations"] = simulate_checks(list(STANDARD_CHECKS), grid, progress=update)
     if args.out:
         plot_diagram(out, args.out)
@@ -227,7 +227,7 @@ def run_validate(args) -> int:
     points = [dict(d=d, alpha=a, seed=s, schedule=f"constant:w={args.w}", sampler=args.sampler, sigma2=args.sigma2,
                    s2=args.s2, n_samples=args.n_samples, steps=args.steps, T=args.T, start=args.start)
               for a in args.alphas for d in args.dims for s in range(args.seeds)]
-    with progress_bar("simulating", enabled=not args.json) as update:
+    with progress_bar("simulating") as update:
         rows = validation_table(points, progress=update)
     table = error_by_d(rows)
     out = {"w": args.w, "table": table}
