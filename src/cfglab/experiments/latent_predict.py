@@ -47,10 +47,8 @@ def theory_for(regime: dict, *, sampler: str = "ode", sigma_max: float = 80.0) -
     sigma2 = sum(within) / len(within)
     import numpy as np
 
-    spectra = dict(cond_var=np.asarray(within), uncond_var=np.asarray(within) + np.asarray(between))
-    if regime["alpha_ratio"] < 1:
-        if len(within) != int(regime["d"]):
-            raise CfglabInputError(f"regime has {len(within)} spectral directions but d={regime['d']}")
+    spectra = dict(cond_var=np.asarray(within), uncond_var=np.asarray(within) + np.asarray(between))  # [d] each
+    if regime["alpha_ratio"] < 1:  # predict checks that the spectra have d directions
         kw = dict(regime="dmft-spectral", alpha=regime["alpha"], d=int(regime["d"]), **spectra)
         return "dmft-spectral", dict(kw, sampler=sampler, T=T)
     kw = dict(regime="infinite", sigma2=sigma2, s2=sum(between) / len(between), **spectra)
