@@ -81,8 +81,8 @@ def predict(schedule, *, regime: str = "infinite", alpha: float | None = None, s
 
     ``steps`` = None: the continuous-time dynamics; an int: the exact moments of the lab's
     discretised sampler on its ``steps``-step grid (Euler–Maruyama or Heun).
-    ``regime="dmft-spectral"``: ``cond_var`` / ``uncond_var`` give the spectra, ``d`` (if given)
-    the finite class count ``K = ceil(e^{αd})`` and must equal their length.
+    ``regime="dmft-spectral"``: ``cond_var`` / ``uncond_var`` give the spectra; ``d`` (if given)
+    must equal their length and selects the finite-d variant (smooth switch, K = ceil(e^{αd})).
     """
     if regime == "dmft-spectral":
         p = _solve_spectral(alpha, schedule, cond_var, uncond_var, sampler, T, d, steps)
@@ -98,20 +98,16 @@ def predict(schedule, *, regime: str = "infinite", alpha: float | None = None, s
 
 def _solve_spectral(alpha, schedule, cond_var, uncond_var, sampler, T, d, steps):
     """The spectral DMFT for ``cond_var`` = σ_i² and ``uncond_var`` = σ_i² + s_i² [d]."""
-    from cfglab.noise import exponential_K
     from cfglab.theory.dmft_spectral import solve_dmft_spectral
 
     if cond_var is None or uncond_var is None:
         raise CfglabInputError("regime 'dmft-spectral' needs cond_var and uncond_var (per-direction spectra)")
     within = np.asarray(cond_var, dtype=np.float64)
     between = np.clip(np.asarray(uncond_var, dtype=np.float64) - within, 0.0, None)
-    K = None
-    if d is not None:
-        if d != len(within):
-            raise CfglabInputError(f"d={d} differs from the {len(within)} directions of cond_var")
-        K = exponential_K(alpha, d)
+    if d is not None and d != len(within):
+        raise CfglabInputError(f"d={d} differs from the {len(within)} directions of cond_var")
     return solve_dmft_spectral(alpha, within, between, schedule=schedule, sampler=sampler, T=T, steps=steps,
-                               n_classes=K)
+                               finite_d=d is not None)
 
 
 def _base_parts(base: Schedule, T: float) -> tuple[float, float]:
