@@ -6,7 +6,8 @@ Which theory (docs/latent.md "Regimes"):
   (:func:`cfglab.theory.dmft_spectral.solve_dmft_spectral`, model ``"dmft-spectral"``):
   within-class σ_i² and between-class s_i² along the principal directions of the within-class
   covariance (the between-class covariance's off-diagonal part in that basis is dropped),
-  K = K′ classes in d = the latent dimension (non-target rate ``ln(K′ − 1)/d``), hard switch;
+  K = K′ classes in d = the latent dimension (non-target rate ``ln(K′ − 1)/d``, finite-d
+  smooth switch);
 * ``α/α_c ≥ 1`` — classes never resolved: the infinite-class Gaussian theory per principal
   direction (:func:`cfglab.theory.gaussian.solve_gaussian` with ``cond_var`` = within-class and
   ``uncond_var`` = within + between variances).
