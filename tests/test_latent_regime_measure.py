@@ -90,7 +90,7 @@ def test_forecast_picks_the_theory_of_the_regime_and_judges_windows():
     resolvable, unresolved = _regime(True), _regime(False)
     assert resolvable["alpha_ratio"] < 1 < unresolved["alpha_ratio"]
     low = forecast(resolvable, ["constant:w=2", late], calibrate_w=None)
-    assert low["model"] == "dmft-anisotropic"
+    assert low["model"] == "dmft-spectral"
     assert low["schedules"]["constant:w=2"]["window_helps"] is None
     row = low["schedules"][late]  # after resolution the CFG force is gone: a late window is inert
     assert row["effect"] == "inert" and row["window_helps"] is False

@@ -9,7 +9,11 @@ fixed, the strength ``w_neg ≥ −1``) at which the predicted final variance ra
   eigendirection when ``cond_var`` / ``uncond_var`` are given; the target is then the mean
   of the per-direction variance ratios);
 * ``regime="dmft"``: the mean-field theory of K = e^{αd} classes
-  (:func:`cfglab.theory.dmft.solve_dmft`), target ``var_perp / σ² = 1``.
+  (:func:`cfglab.theory.dmft.solve_dmft`), target ``var_perp / σ² = 1``;
+* ``regime="dmft-spectral"``: the same with per-direction spectra
+  (:func:`cfglab.theory.dmft_spectral.solve_dmft_spectral`; ``cond_var`` = within-class σ_i²,
+  ``uncond_var`` = within + between σ_i² + s_i², as for ``"infinite"``), target the mean over
+  directions of ``v_i / σ_i²``.
 
 The result is a :class:`~cfglab.guidance.schedules.NegativeWindow` whose ``sigma_hi`` is the
 interval base's upper edge; ``str(schedule)`` is accepted by every ``--schedule``.
@@ -39,7 +43,7 @@ from cfglab.theory.gaussian import solve_discrete, solve_gaussian
 
 __all__ = ["Calibration", "calibrate", "predict"]
 
-REGIMES = ("infinite", "dmft")
+REGIMES = ("infinite", "dmft", "dmft-spectral")
 XTOL = 1e-9  # in OU time (infinite regime); the DMFT's grid is coarser
 XTOL_DMFT = 1e-6
 VAR_TOL = 0.01  # the DMFT and the lab's samplers act on a step grid: the ratio is a staircase in σ_switch
@@ -47,6 +51,7 @@ VAR_TOL = 0.01  # the DMFT and the lab's samplers act on a step grid: the ratio 
 # exponential regime, weakest first: at d = 40 strong pre-resolution windows (w_neg ≤ −0.35)
 # left 3–60% of the samples unresolved in simulation, w_neg = −0.2 kept class accuracy ≥ 0.99
 AUTO_W_NEG = {"infinite": (-1.0, -0.75, -0.5, -0.35, -0.2, -0.1), "dmft": (-0.1, -0.2, -0.35, -0.5, -0.75, -1.0)}
+AUTO_W_NEG["dmft-spectral"] = AUTO_W_NEG["dmft"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,12 @@ def predict(schedule, *, regime: str = "infinite", alpha: float | None = None, s
 
     ``steps`` = None: the continuous-time dynamics; an int: the exact moments of the lab's
     discretised sampler on its ``steps``-step grid (Euler–Maruyama or Heun).
+    ``regime="dmft-spectral"``: ``cond_var`` / ``uncond_var`` give the spectra; ``d`` (if given)
+    must equal their length and selects the finite-d variant (smooth switch, K = ceil(e^{αd})).
     """
+    if regime == "dmft-spectral":
+        p = _solve_spectral(alpha, schedule, cond_var, uncond_var, sampler, T, d, steps)
+        return float(p.mean_overlap), float(p.var_ratio)
     if regime == "infinite":
         kw = dict(sigma2=sigma2, s2=s2, sampler=sampler, T=T, cond_var=cond_var, uncond_var=uncond_var)
         p = solve_gaussian(schedule, n_points=2, **kw) if steps is None else solve_discrete(schedule, steps, **kw)
@@ -84,6 +94,20 @@ def predict(schedule, *, regime: str = "infinite", alpha: float | None = None, s
     kw = {} if target_s2 is None else {"target_s2": target_s2}
     p = solve_dmft(alpha, sigma2=sigma2, s2=s2, schedule=schedule, sampler=sampler, T=T, d=d, steps=steps, **kw)
     return float(p.mean_overlap), float(p.var_perp) / sigma2
+
+
+def _solve_spectral(alpha, schedule, cond_var, uncond_var, sampler, T, d, steps):
+    """The spectral DMFT for ``cond_var`` = σ_i² and ``uncond_var`` = σ_i² + s_i² [d]."""
+    from cfglab.theory.dmft_spectral import solve_dmft_spectral
+
+    if cond_var is None or uncond_var is None:
+        raise CfglabInputError("regime 'dmft-spectral' needs cond_var and uncond_var (per-direction spectra)")
+    within = np.asarray(cond_var, dtype=np.float64)
+    between = np.clip(np.asarray(uncond_var, dtype=np.float64) - within, 0.0, None)
+    if d is not None and d != len(within):
+        raise CfglabInputError(f"d={d} differs from the {len(within)} directions of cond_var")
+    return solve_dmft_spectral(alpha, within, between, schedule=schedule, sampler=sampler, T=T, steps=steps,
+                               finite_d=d is not None)
 
 
 def _base_parts(base: Schedule, T: float) -> tuple[float, float]:
@@ -102,9 +126,9 @@ def _base_parts(base: Schedule, T: float) -> tuple[float, float]:
 def _check_regime(regime: str, alpha) -> float | None:
     if regime not in REGIMES:
         raise CfglabInputError(f"unknown regime {regime!r}; choose from {', '.join(REGIMES)}")
-    if regime == "dmft":
+    if regime.startswith("dmft"):
         if alpha is None:
-            raise CfglabInputError("regime 'dmft' needs alpha (K = e^{alpha d} classes)")
+            raise CfglabInputError(f"regime {regime!r} needs alpha (K = e^{{alpha d}} classes)")
         return positive("alpha", alpha)
     return None
 
@@ -118,7 +142,8 @@ def calibrate(base, *, regime: str = "infinite", alpha: float | None = None, w_n
     Parameters
     ----------
     base : positive base, ``constant:w=W`` or ``interval:w=W,lo=L,hi=H`` (object or string).
-    regime : ``"infinite"`` (exact Gaussian limit) or ``"dmft"`` (K = e^{αd}, needs ``alpha``).
+    regime : ``"infinite"`` (exact Gaussian limit), ``"dmft"`` (K = e^{αd}, needs ``alpha``) or
+        ``"dmft-spectral"`` (also needs the spectra ``cond_var``, ``uncond_var``).
     w_neg : weight of the negative window (≥ −1).  None: "auto", the first of
         :data:`AUTO_W_NEG` (strongest first in the infinite-class limit, weakest first in the
         DMFT) that gives a clean root with mean overlap > 1 (in the exponential regime a strong
@@ -158,7 +183,7 @@ def calibrate(base, *, regime: str = "infinite", alpha: float | None = None, w_n
         window = _solve_switch(theory, w_pos, guidance_weight("w_neg", w_neg), sigma_hi, T, xtol, tol)
     m, v = theory(window)
     if abs(v - 1) > tol:
-        why = ("the window stops the target class from being resolved" if regime == "dmft" else
+        why = ("the window stops the target class from being resolved" if regime != "infinite" else
                "one sampler step of the window moves it by more (use more steps)")
         raise CfglabInputError(
             f"no switch gives variance ratio 1 within {tol:.2g} with w_neg={window.w_neg:g}: the ratio jumps "
@@ -169,14 +194,16 @@ def calibrate(base, *, regime: str = "infinite", alpha: float | None = None, w_n
             f"the calibrated window {window} restores the variance but its mean overlap {m:.4g} <= 1 loses the "
             f"separability gain of the base (overlap {base_m:.4g}); use a larger base weight or a weaker w_neg")
     return Calibration(window, window.sigma_switch, m, v, base_m, base_v, regime,
-                       _frozen(regime, window, alpha, sigma2, s2, sampler, T, d, steps, target_s2))
+                       _frozen(regime, window, alpha, sigma2, s2, sampler, T, d, steps, target_s2,
+                               cond_var, uncond_var))
 
 
-def _frozen(regime, window, alpha, sigma2, s2, sampler, T, d, steps, target_s2) -> bool | None:
-    """DMFT regime: whether the calibrated window's prediction passes through the frozen phase."""
-    if regime != "dmft":
+def _frozen(regime, window, alpha, sigma2, s2, sampler, T, d, steps, target_s2, cond_var, uncond_var) -> bool | None:
+    """DMFT regimes: whether the calibrated window's prediction passes through the frozen phase."""
+    if regime == "infinite":
         return None
-    from cfglab.theory.dmft import solve_dmft
+    if regime == "dmft-spectral":
+        return _solve_spectral(alpha, window, cond_var, uncond_var, sampler, T, d, steps).frozen_before_switch
 
     kw = {} if target_s2 is None else {"target_s2": target_s2}
     return solve_dmft(alpha, sigma2=sigma2, s2=s2, schedule=window, sampler=sampler, T=T, d=d, steps=steps,

@@ -2,11 +2,12 @@
 
 Which theory (docs/latent.md "Regimes"):
 
-* ``α/α_c < 1`` — few resolvable classes: the DMFT of K = e^{αd} classes
-  (:func:`cfglab.theory.dmft.solve_dmft`, finite d = the latent dimension, so K = K′) on the
-  *capacity-matched* isotropic statistics: ``σ² = mean within-class variance`` and ``s²`` with
-  ``½ log(1 + s²/σ²) = α_c`` (the anisotropic capacity of the measured spectra), so the
-  resolution transition sits where the measured spectra put it;
+* ``α/α_c < 1`` — few resolvable classes: the DMFT with the measured per-direction spectra
+  (:func:`cfglab.theory.dmft_spectral.solve_dmft_spectral`, model ``"dmft-spectral"``):
+  within-class σ_i² and between-class s_i² along the principal directions of the within-class
+  covariance (the between-class covariance's off-diagonal part in that basis is dropped),
+  K = K′ classes in d = the latent dimension (non-target rate ``ln(K′ − 1)/d``, finite-d
+  smooth switch);
 * ``α/α_c ≥ 1`` — classes never resolved: the infinite-class Gaussian theory per principal
   direction (:func:`cfglab.theory.gaussian.solve_gaussian` with ``cond_var`` = within-class and
   ``uncond_var`` = within + between variances).
@@ -45,14 +46,13 @@ def theory_for(regime: dict, *, sampler: str = "ode", sigma_max: float = 80.0) -
     within = [float(v) for v in regime["within_var"]]
     between = [max(float(v), 0.0) for v in regime["between_var"]]
     sigma2 = sum(within) / len(within)
-    if regime["alpha_ratio"] < 1:
-        s2 = sigma2 * math.expm1(2 * regime["alpha_c"])
-        kw = dict(regime="dmft", alpha=regime["alpha"], sigma2=sigma2, s2=s2, d=int(regime["d"]))
-        return "dmft-anisotropic", dict(kw, sampler=sampler, T=T)
     import numpy as np
 
-    kw = dict(regime="infinite", sigma2=sigma2, s2=sum(between) / len(between),
-              cond_var=np.asarray(within), uncond_var=np.asarray(within) + np.asarray(between))  # fmt: skip
+    spectra = dict(cond_var=np.asarray(within), uncond_var=np.asarray(within) + np.asarray(between))  # [d] each
+    if regime["alpha_ratio"] < 1:  # predict checks that the spectra have d directions
+        kw = dict(regime="dmft-spectral", alpha=regime["alpha"], d=int(regime["d"]), **spectra)
+        return "dmft-spectral", dict(kw, sampler=sampler, T=T)
+    kw = dict(regime="infinite", sigma2=sigma2, s2=sum(between) / len(between), **spectra)
     return "infinite-class", dict(kw, sampler=sampler, T=T)
 
 

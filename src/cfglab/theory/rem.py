@@ -13,7 +13,8 @@ cumulant generating function per dimension is a Gaussian integral,
           \\qquad r = b s^2, \\quad A = a^2 s^2 q, \\quad q = |x|^2/d .
 
 Liquid phase (``α + Λ(1) − Λ'(1) > 0``): ``(1/d) log Σ_k e^{E_k} → α + Λ(1)``; frozen phase:
-``→ Λ'(θ*)`` with ``θ* Λ'(θ*) − Λ(θ*) = α``.  All functions here are scalar and numpy-only.
+``→ Λ'(θ*)`` with ``θ* Λ'(θ*) − Λ(θ*) = α``.  With per-direction spectra (the spectral DMFT,
+docs/theory.md) Λ is the direction average of one-dimensional Λ's (``weights``).  Numpy-only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from scipy.optimize import brentq
 
 __all__ = ["REMState", "rem_coefficients", "rem_lambda", "rem_lambda_prime", "rem_free_energy", "snr"]
@@ -54,8 +56,8 @@ def rem_coefficients(t: float, q: float, sigma2: float, s2: float) -> tuple[floa
 
 
 def rem_lambda(theta: float, r: float, A: float) -> float:
-    """Λ(θ) = −½ log(1 + θ r) + θ² A / (2(1 + θ r)) (Gaussian integral over μ ~ N(0, s² I))."""
-    return -0.5 * math.log1p(theta * r) + theta**2 * A / (2 * (1 + theta * r))
+    """Λ(θ) = −½ log(1 + θ r) + θ² A / (2(1 + θ r)) (Gaussian integral over μ ~ N(0, s² I)); elementwise."""
+    return -0.5 * np.log1p(theta * r) + theta**2 * A / (2 * (1 + theta * r))
 
 
 def rem_lambda_prime(theta: float, r: float, A: float) -> float:
@@ -63,21 +65,29 @@ def rem_lambda_prime(theta: float, r: float, A: float) -> float:
     return -0.5 * r / (1 + theta * r) + A * theta * (2 + theta * r) / (2 * (1 + theta * r) ** 2)
 
 
-def rem_free_energy(alpha: float, r: float, A: float) -> REMState:
+def rem_free_energy(alpha: float, r, A, weights=None) -> REMState:
     """Quenched free energy ``lim (1/d) log Σ_{k≠c} e^{E_k}`` of ``e^{αd}`` REM energies.
 
     Liquid when the entropy ``α + Λ(1) − Λ'(1)`` at θ = 1 is positive; otherwise frozen at the
-    largest energy ``Λ'(θ*)``, ``θ* Λ'(θ*) − Λ(θ*) = α`` (θ* ∈ (0, 1)).
+    largest energy ``Λ'(θ*)``, ``θ* Λ'(θ*) − Λ(θ*) = α`` (θ* ∈ (0, 1)).  ``r``, ``A``: scalars,
+    or per-direction arrays [n] with ``weights`` [n] (fractions of the d directions, summing to
+    1): then ``Λ(θ) = Σ_i weights_i Λ(θ; r_i, A_i)`` (docs/theory.md, per-direction spectra).
     """
+    if weights is None:
+        lam = lambda th: rem_lambda(th, r, A)  # noqa: E731
+        dlam = lambda th: rem_lambda_prime(th, r, A)  # noqa: E731
+    else:
+        lam = lambda th: float(weights @ rem_lambda(th, r, A))  # noqa: E731
+        dlam = lambda th: float(weights @ rem_lambda_prime(th, r, A))  # noqa: E731
     if alpha <= 0:  # sub-exponentially many classes: frozen at the typical energy Λ'(0)
-        return REMState(rem_lambda_prime(0.0, r, A), "frozen", 0.0, alpha)
-    lam1, dlam1 = rem_lambda(1.0, r, A), rem_lambda_prime(1.0, r, A)
+        return REMState(dlam(0.0), "frozen", 0.0, alpha)
+    lam1, dlam1 = lam(1.0), dlam(1.0)
     entropy = alpha + lam1 - dlam1
     if entropy >= 0:
         return REMState(alpha + lam1, "liquid", 1.0, entropy)
 
     def _legendre(theta: float) -> float:
-        return theta * rem_lambda_prime(theta, r, A) - rem_lambda(theta, r, A) - alpha
+        return theta * dlam(theta) - lam(theta) - alpha
 
     theta = brentq(_legendre, 0.0, 1.0, xtol=1e-14)  # _legendre(0) = −α < 0 < _legendre(1) = −entropy
-    return REMState(rem_lambda_prime(theta, r, A), "frozen", theta, entropy)
+    return REMState(dlam(theta), "frozen", theta, entropy)
