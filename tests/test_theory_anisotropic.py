@@ -61,3 +61,25 @@ def test_capacity_estimate_recovers_alpha_c_of_a_synthetic_mixture():
     within, between = between_class_cov(z, y)
     assert capacity(within, between) == pytest.approx(capacity(cov_w, cov_b), rel=0.04)
     np.testing.assert_allclose(within, cov_w, atol=0.03)
+
+
+def test_scaled_diagonal_spectra_resolve_where_the_full_covariances_do():
+    from cfglab.theory.anisotropic import scale_to_capacity
+
+    rng = np.random.default_rng(3)
+    d = 12
+    A = rng.normal(size=(d, d))
+    within = A @ A.T / d + 0.2 * np.eye(d)  # [d, d]
+    B = rng.normal(size=(d, 3))
+    between = B @ B.T  # rank 3, not diagonal in within's eigenbasis
+    w_var, vecs = np.linalg.eigh(within)
+    b_diag = np.einsum("ij,ik,kj->j", vecs, between, vecs)  # diag(Vᵀ Σ_b V)
+    alpha_c = capacity(within, between)
+    assert capacity(w_var, b_diag) > alpha_c * 1.05  # Hadamard: the diagonal overstates capacity
+    alpha = 0.5 * alpha_c
+    sigma = resolution_sigma(alpha, within, between)
+    c = scale_to_capacity(w_var, b_diag, alpha, sigma)
+    assert 0 < c < 1
+    assert resolution_sigma(alpha, w_var, c * b_diag) == pytest.approx(sigma, rel=1e-9)
+    # commuting (diagonal) covariances need no scaling
+    assert scale_to_capacity(w_var, b_diag, capacity(w_var, b_diag, 0.7), 0.7) == pytest.approx(1.0, rel=1e-10)

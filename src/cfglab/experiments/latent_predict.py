@@ -5,8 +5,9 @@ Which theory (docs/latent.md "Regimes"):
 * ``α/α_c < 1`` — few resolvable classes: the DMFT with the measured per-direction spectra
   (:func:`cfglab.theory.dmft_spectral.solve_dmft_spectral`, model ``"dmft-spectral"``):
   within-class σ_i² and between-class s_i² along the principal directions of the within-class
-  covariance (the between-class covariance's off-diagonal part in that basis is dropped),
-  K = K′ classes in d = the latent dimension (non-target rate ``ln(K′ − 1)/d``, finite-d
+  covariance (the between-class covariance's off-diagonal part in that basis is dropped and
+  the diagonal rescaled by :func:`between_scale`, so the model resolves the class at the
+  σ the full covariances predict), K = K′ classes in d = the latent dimension (non-target rate ``ln(K′ − 1)/d``, finite-d
   smooth switch);
 * ``α/α_c ≥ 1`` — classes never resolved: the infinite-class Gaussian theory per principal
   direction (:func:`cfglab.theory.gaussian.solve_gaussian` with ``cond_var`` = within-class and
@@ -26,7 +27,7 @@ from cfglab._validate import CfglabInputError
 from cfglab.guidance.schedules import Constant, NegativeWindow, as_schedule
 from cfglab.noise import t_from_sigma
 
-__all__ = ["HELPS_RULE", "INERT_TOL", "forecast", "theory_for"]
+__all__ = ["HELPS_RULE", "INERT_TOL", "between_scale", "forecast", "theory_for"]
 
 INERT_TOL = 0.01  # |Δ var_ratio| below the DMFT grid's staircase (calibrate.VAR_TOL): "inert"
 HELPS_RULE = (
@@ -48,12 +49,32 @@ def theory_for(regime: dict, *, sampler: str = "ode", sigma_max: float = 80.0) -
     sigma2 = sum(within) / len(within)
     import numpy as np
 
-    spectra = dict(cond_var=np.asarray(within), uncond_var=np.asarray(within) + np.asarray(between))  # [d] each
     if regime["alpha_ratio"] < 1:  # predict checks that the spectra have d directions
+        between = np.asarray(between) * between_scale(regime)
+        spectra = dict(cond_var=np.asarray(within), uncond_var=np.asarray(within) + between)  # [d] each
         kw = dict(regime="dmft-spectral", alpha=regime["alpha"], d=int(regime["d"]), **spectra)
         return "dmft-spectral", dict(kw, sampler=sampler, T=T)
+    spectra = dict(cond_var=np.asarray(within), uncond_var=np.asarray(within) + np.asarray(between))  # [d] each
     kw = dict(regime="infinite", sigma2=sigma2, s2=sum(between) / len(between), **spectra)
     return "infinite-class", dict(kw, sampler=sampler, T=T)
+
+
+def between_scale(regime: dict) -> float:
+    """Factor on the diagonal between-class spectrum so the spectral model resolves at the measured-statistics σ.
+
+    The spectra are read in Σ_w's eigenbasis, where Σ_b is not diagonal, so their capacity
+    exceeds α_c (digits: 0.260 vs 0.163).  The factor makes the diagonal model's capacity at
+    the predicted resolution σ (full covariances, finite-d rate ln(K − 1)/d) equal that rate,
+    so the spectral DMFT switches where the full covariances do; at σ = 0 (α_c) when no
+    resolution σ is given.
+    """
+    from cfglab.theory.anisotropic import scale_to_capacity
+
+    within, between = regime["within_var"], [max(float(v), 0.0) for v in regime["between_var"]]
+    sigma = regime.get("sigma_res_predicted")
+    if sigma is not None and math.isfinite(sigma) and sigma > 0:
+        return scale_to_capacity(within, between, regime.get("alpha_finite_d", regime["alpha"]), sigma)
+    return scale_to_capacity(within, between, regime["alpha_c"], 0.0)
 
 
 def _verdict(window: tuple[float, float], base: tuple[float, float]) -> tuple[bool, str]:
@@ -82,6 +103,8 @@ def forecast(regime: dict, schedules, *, sampler: str = "ode", sigma_max: float 
     out = {"regime": _summary(regime), "model": model, "sampler": sampler, "T": kw["T"],
            "theory_inputs": {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in kw.items()},
            "rule": HELPS_RULE, "schedules": {}}  # fmt: skip
+    if model == "dmft-spectral":
+        out["between_scale"] = between_scale(regime)
     for s in schedules:
         sched = as_schedule(s)
         m, v = theory(sched)

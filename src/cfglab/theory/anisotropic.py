@@ -26,7 +26,8 @@ from scipy.optimize import brentq
 
 from cfglab._validate import CfglabInputError
 
-__all__ = ["capacity", "alpha_critical_aniso", "resolution_sigma", "snr_spectrum", "between_class_cov"]
+__all__ = ["capacity", "alpha_critical_aniso", "resolution_sigma", "snr_spectrum", "between_class_cov",
+           "scale_to_capacity"]
 
 SIGMA_MAX = 1e6  # upper end of the σ search (capacity ~ tr Σ_b / (2 d σ²) there)
 
@@ -84,6 +85,28 @@ def resolution_sigma(alpha: float, within, between) -> float | None:
     if f(lo) <= 0:
         return 0.0
     return math.exp(brentq(f, lo, math.log(SIGMA_MAX), xtol=1e-12))
+
+
+def scale_to_capacity(within, between, target: float, sigma: float = 0.0) -> float:
+    """The factor c > 0 with ``C(σ; Σ_w, c·Σ_b) = target`` (C increases with c).
+
+    Used to give diagonal spectra read in one basis (Σ_w's eigenbasis, where Σ_b is not
+    diagonal) the capacity of the full covariances at the σ that matters: by Hadamard's
+    inequality the diagonal of Σ_b overstates the capacity (docs/theory.md §8).
+    """
+    target, sigma = float(target), float(sigma)
+    if not (math.isfinite(target) and target > 0):
+        raise CfglabInputError(f"target capacity must be positive and finite, got {target!r}")
+    b = _as_cov(between, "between")
+    if not np.any(b):
+        raise CfglabInputError("the between-class spectrum is zero: no scale reaches a positive capacity")
+    f = lambda log_c: capacity(within, math.exp(log_c) * b, sigma) - target  # noqa: E731
+    lo, hi = -1.0, 1.0
+    while f(lo) > 0:
+        lo *= 2
+    while f(hi) < 0:
+        hi *= 2
+    return math.exp(brentq(f, lo, hi, xtol=1e-13))
 
 
 def between_class_cov(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
