@@ -13,7 +13,9 @@ cumulant generating function per dimension is a Gaussian integral,
           \\qquad r = b s^2, \\quad A = a^2 s^2 q, \\quad q = |x|^2/d .
 
 Liquid phase (``α + Λ(1) − Λ'(1) > 0``): ``(1/d) log Σ_k e^{E_k} → α + Λ(1)``; frozen phase:
-``→ Λ'(θ*)`` with ``θ* Λ'(θ*) − Λ(θ*) = α``.  All functions here are scalar and numpy-only.
+``→ Λ'(θ*)`` with ``θ* Λ'(θ*) − Λ(θ*) = α``.  All functions here are scalar, plain Python
+(no numpy or scipy import: ``cfglab theory transition`` answers in a fraction of a second,
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.optimize import brentq
+from collections.abc import Callable
 
-__all__ = ["REMState", "rem_coefficients", "rem_lambda", "rem_lambda_prime", "rem_free_energy", "snr"]
+__all__ = ["REMState", "rem_coefficients", "rem_lambda", "rem_lambda_prime", "rem_free_energy", "snr", "bisect_root"]
 
 
 @dataclass(frozen=True)
@@ -79,5 +81,30 @@ def rem_free_energy(alpha: float, r: float, A: float) -> REMState:
     def _legendre(theta: float) -> float:
         return theta * rem_lambda_prime(theta, r, A) - rem_lambda(theta, r, A) - alpha
 
-    theta = brentq(_legendre, 0.0, 1.0, xtol=1e-14)  # _legendre(0) = −α < 0 < _legendre(1) = −entropy
+    theta = bisect_root(_legendre, 0.0, 1.0, xtol=1e-14)  # _legendre(0) = −α < 0 < _legendre(1) = −entropy
     return REMState(rem_lambda_prime(theta, r, A), "frozen", theta, entropy)
+
+
+def bisect_root(f: Callable[[float], float], lo: float, hi: float, xtol: float) -> float:
+    """A root of a continuous ``f`` whose signs at ``lo`` and ``hi`` differ, to within ``xtol`` (bisection).
+
+    Every step halves a bracket across which ``f`` changes sign, so by the intermediate-value
+    theorem it holds a root; after ``ceil(log2((hi − lo)/xtol))`` steps its midpoint is within
+    ``xtol/2`` of one.  Used instead of ``scipy.optimize.brentq``, whose import (~1 s) dominated
+    ``cfglab theory transition`` (docs/performance.md); the answers agree to 1e-12 (tested).
+    """
+    f_lo, f_hi = f(lo), f(hi)
+    if f_lo == 0 or f_hi == 0:
+        return lo if f_lo == 0 else hi
+    if (f_lo < 0) == (f_hi < 0):
+        raise ValueError(f"f has the same sign at both ends of [{lo!r}, {hi!r}]")
+    for _ in range(max(0, math.ceil(math.log2((hi - lo) / xtol)))):
+        mid = 0.5 * (lo + hi)
+        f_mid = f(mid)
+        if f_mid == 0:
+            return mid
+        if (f_mid < 0) == (f_lo < 0):
+            lo, f_lo = mid, f_mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
