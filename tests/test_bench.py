@@ -37,6 +37,9 @@ def test_bench_reports_fraction_by_d_threads_and_startup(result):
     assert list(result["fraction_by_d"]) == ["4", "16"]
     for d, row in result["fraction_by_d_detail"].items():
         assert row["fraction"] == pytest.approx(row["kernel_gflops"] / row["gemm_gflops"])
+        # the same GEMM reference as the headline: the best of the square and the two tile products
+        assert set(row["gemm"]) == set(result["gemm"])
+        assert row["gemm_gflops"] == max(v for k, v in row["gemm"].items() if k.endswith("_gflops"))
         assert result["fraction_by_d"][d] == row["fraction"] > 0
     arms = result["by_threads"]
     assert {"1", "auto"} <= set(arms) and all(arms[k]["gflops"] > 0 for k in arms if isinstance(arms[k], dict))

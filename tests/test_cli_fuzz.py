@@ -97,7 +97,7 @@ def _bad(command: str, action) -> list:
         return PATHS
     if typename in ("integer", "seed", "positive_int", "nonnegative_int"):
         return BAD_INTS + ([HUGE] if (command, name) in HUGE_REFUSED or typename == "seed" else [])
-    if typename in ("number", "horizon", "variance"):
+    if typename in ("number", "horizon", "variance", "positive"):
         return BAD_FLOATS
     if name in BAD_TEXT:
         return BAD_TEXT[name]
@@ -118,7 +118,7 @@ def _values(command: str, action, bad: bool) -> st.SearchStrategy:
         return st.sampled_from(["out.png", "sub/out.png"])
     if typename in ("integer", "seed", "positive_int", "nonnegative_int"):
         return (cheap if cheap is not None else st.integers(0, 3)).map(str)
-    if typename in ("number", "horizon", "variance"):
+    if typename in ("number", "horizon", "variance", "positive"):
         return (cheap if cheap is not None else st.floats(0.05, 5)).map(str)
     return cheap if cheap is not None else st.text(max_size=12)
 

@@ -129,3 +129,36 @@ def test_zero_rate_is_the_typical_energy_and_dmft_handles_two_classes():
     assert state.free_energy == pytest.approx(rem_lambda_prime(0.0, 0.7, 0.9)) == pytest.approx(-0.35)
     pred = solve_dmft(0.05, d=10, steps=200, schedule="constant:w=2")  # K = ceil(e^0.5) = 2
     assert pred.t_switch == pytest.approx(6.0) and abs(pred.mean_overlap - 1) < 0.1
+
+
+@pytest.mark.parametrize("sigma2, s2", [(0.5, 1.0), (1.0, 1.0), (0.2, 3.0), (2.0, 0.7)])
+@pytest.mark.parametrize("fraction", [0.05, 0.5, 0.95])
+def test_bisection_roots_equal_scipy_brentq(fraction, sigma2, s2):
+    """t_c, the finite-d crossing and θ* (pure-Python bisection) equal scipy's brentq roots to 1e-12.
+
+    Both bracket a sign change of the same function to xtol ≤ 1e-13, so they agree to ~2e-13
+    (docs/performance.md, start-up); a wrong bracket update moves the answer by ≥ 1e-3.
+    """
+    from scipy.optimize import brentq
+
+    from cfglab.theory.transition import T_SEARCH, crossing_time
+
+    alpha = fraction * alpha_critical(sigma2, s2)  # below capacity: the target is resolved at some t_c
+    got = transition(alpha, sigma2, s2).t_c
+    assert abs(got - brentq(resolution_gap, 0.0, T_SEARCH, args=(alpha, sigma2, s2), xtol=1e-13)) <= 1e-12
+    d = min(400, int(40 / alpha))  # K = e^{αd} ≤ e^40 < 2^62, and at least 54 classes
+    a_eff = math.log(math.ceil(math.exp(alpha * d)) - 1) / d
+    ref = brentq(resolution_gap, 0.0, T_SEARCH, args=(a_eff, sigma2, s2, 1.1 * s2), xtol=1e-12)
+    assert abs(crossing_time(alpha, d, sigma2=sigma2, s2=s2, target_s2=1.1 * s2) - ref) <= 1e-12
+    r, A = rem_coefficients(0.05, 10.0, sigma2, s2)  # small t, large |x|²/d: frozen for every alpha here
+    state = rem_free_energy(alpha, r, A)
+    legendre = lambda th: th * rem_lambda_prime(th, r, A) - rem_lambda(th, r, A) - alpha
+    assert state.phase == "frozen" and abs(state.theta - brentq(legendre, 0.0, 1.0, xtol=1e-14)) <= 1e-12
+
+
+def test_bisection_rejects_a_bracket_without_sign_change():
+    from cfglab.theory.rem import bisect_root
+
+    with pytest.raises(ValueError, match="same sign"):
+        bisect_root(lambda x: x * x + 1, -1.0, 1.0, 1e-12)
+    assert bisect_root(lambda x: x - 0.25, 0.0, 1.0, 1e-14) == pytest.approx(0.25, abs=1e-14)

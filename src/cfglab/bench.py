@@ -225,25 +225,33 @@ def _fits(cfg: BenchConfig, K: int, N: int, bytes_per_entry: float) -> bool:
 # ----------------------------------------------------------------------------------- pieces
 
 
-def _gemm_peak(cfg: BenchConfig, inp: _Inputs, tick: Callable[[], None]) -> dict[str, float]:
-    """GFLOP/s of ``torch.matmul`` on a square product of comparable size and on the kernel's tiles."""
-    N, d = inp.x.shape
+def _gemm_methods(cfg: BenchConfig, N: int, K: int, d: int) -> tuple[dict[str, Callable[[], object]], dict[str, int], int]:
+    """The GEMM reference: ``torch.matmul`` on a square product of the same flops and on the kernel's two tile products.
+
+    Returns the callables (``gemm_square``, ``gemm_logit_tile``, ``gemm_mean_tile``), their flops
+    and the square size n = (NKd)^{1/3}.  The reference is the best of the three (docs/performance.md).
+    """
     opts = dict(dtype=cfg.torch_dtype, device=cfg.device)
-    n = int(min(2048, max(256, round((2 * N * cfg.K * d / 2) ** (1 / 3)))))
+    n = int(min(2048, max(256, round((2 * N * K * d / 2) ** (1 / 3)))))
     sq_a, sq_b = torch.randn(n, n, **opts), torch.randn(n, n, **opts)
-    plan = plan_chunks(N, d, inp.x.element_size(), budget_bytes=cfg.budget_bytes, device=cfg.device)
-    R, C = plan.row_block, min(plan.class_chunk, cfg.K)
+    plan = plan_chunks(N, d, sq_a.element_size(), budget_bytes=cfg.budget_bytes, device=cfg.device)
+    R, C = plan.row_block, min(plan.class_chunk, K)
     xa, tile, mu = torch.randn(R, d + 2, **opts), torch.randn(R, C, **opts), torch.randn(C, d, **opts)
     aug, out, acc = torch.randn(C, d + 2, **opts), torch.empty(R, C, **opts), torch.zeros(R, d, **opts)
     reps = max(1, round(2 * n**3 / (2 * R * C * d)))  # same flops as the square product
     methods = {
-        "square": lambda: torch.matmul(sq_a, sq_b),
-        "logit_tile": lambda: [torch.matmul(xa, aug.T, out=out) for _ in range(reps)],
-        "mean_tile": lambda: [torch.addmm(acc, tile, mu, out=acc) for _ in range(reps)],
+        "gemm_square": lambda: torch.matmul(sq_a, sq_b),
+        "gemm_logit_tile": lambda: [torch.matmul(xa, aug.T, out=out) for _ in range(reps)],
+        "gemm_mean_tile": lambda: [torch.addmm(acc, tile, mu, out=acc) for _ in range(reps)],
     }
-    times = _interleaved(methods, cfg.repeats, cfg, tick)
-    flops = {"square": 2 * n**3, "logit_tile": reps * 2 * R * C * d, "mean_tile": reps * 2 * R * C * d}
-    return {f"{k}_gflops": flops[k] / min(v) / 1e9 for k, v in times.items()} | {"square_n": n}
+    return methods, {"gemm_square": 2 * n**3, "gemm_logit_tile": reps * 2 * R * C * d,
+                     "gemm_mean_tile": reps * 2 * R * C * d}, n
+
+
+def _gemm_summary(times: dict[str, list[float]], flops: dict[str, int], n: int) -> dict[str, float]:
+    """GFLOP/s of each GEMM shape (best round) and ``gemm_gflops``, the best of them."""
+    out = {f"{k.removeprefix('gemm_')}_gflops": flops[k] / min(times.pop(k)) / 1e9 for k in flops}
+    return out | {"square_n": n, "gemm_gflops": max(out.values())}
 
 
 def _has_sklearn() -> bool:
@@ -270,7 +278,9 @@ def _compare(cfg: BenchConfig, inp: _Inputs, tick: Callable[[], None]) -> dict:
     naive_ok = _fits(cfg, K, N, 2 * inp.x.element_size())  # logits + probabilities
     if naive_ok:
         methods["naive"] = lambda: naive_posterior(inp.x, inp.means, inp.a, inp.b)
-    times = _interleaved(methods, cfg.repeats, cfg, tick)
+    gemms, gemm_flops, n = _gemm_methods(cfg, N, K, d)
+    times = _interleaved(methods | gemms, cfg.repeats, cfg, tick)
+    gemm = _gemm_summary(times, gemm_flops, n)  # removes the GEMM rounds from times
     sk_ok = cfg.sklearn and torch.device(cfg.device).type == "cpu" and _fits(cfg, K, N, 5 * 8) and _has_sklearn()
     out = {}
     out["memory"], out["accuracy"], sk_seconds = _memory_and_accuracy(inp, cfg, naive_ok, sk_ok)
@@ -279,7 +289,7 @@ def _compare(cfg: BenchConfig, inp: _Inputs, tick: Callable[[], None]) -> dict:
     flops = 4 * N * K * d
     best = {k: min(v) for k, v in times.items()}
     out |= {
-        "kernel_seconds": best["kernel"], "kernel_gflops": flops / best["kernel"] / 1e9,
+        "gemm": gemm, "kernel_seconds": best["kernel"], "kernel_gflops": flops / best["kernel"] / 1e9,
         "naive_seconds": best.get("naive"), "naive_gflops": flops / best["naive"] / 1e9 if naive_ok else None,
         "naive_speedup": best["naive"] / best["kernel"] if naive_ok else None,
         "sklearn_seconds": best.get("sklearn"), "sklearn_speedup": best["sklearn"] / best["kernel"] if sk_ok else None,
@@ -365,20 +375,22 @@ def machine_info(device: str = "cpu") -> dict:
 def _total_ticks(cfg: BenchConfig) -> int:
     scaling = len(cfg.K_factors) + len(cfg.N_factors) + len(cfg.d_factors) if cfg.scaling else 0
     extra = len(cfg.fraction_dims) + (1 if cfg.thread_comparison else 0)
-    return 2 * cfg.repeats + (scaling + extra) * max(1, cfg.repeats // 2)
+    return cfg.repeats + (scaling + extra) * max(1, cfg.repeats // 2)
 
 
-def _fraction_by_d(cfg: BenchConfig, square_n: int, tick: Callable[[], None]) -> dict:
-    """Kernel GFLOP/s over the GEMM's (square ``square_n``³ product, interleaved) at each d."""
-    opts = dict(dtype=cfg.torch_dtype, device=cfg.device)
-    sq_a, sq_b = torch.randn(square_n, square_n, **opts), torch.randn(square_n, square_n, **opts)
+def _fraction_by_d(cfg: BenchConfig, tick: Callable[[], None]) -> dict:
+    """Kernel GFLOP/s over the GEMM reference's (best of three shapes, interleaved with it) at each d."""
     rows = {}
     for d in cfg.fraction_dims:
         inp = _inputs(cfg, cfg.K, cfg.N, d)
-        times = _interleaved({"kernel": lambda: _kernel(inp, inp.means, cfg.budget_bytes),
-                              "gemm": lambda: torch.matmul(sq_a, sq_b)}, max(1, cfg.repeats // 2), cfg, tick)
-        kernel, gemm = 4 * cfg.N * cfg.K * d / min(times["kernel"]) / 1e9, 2 * square_n**3 / min(times["gemm"]) / 1e9
-        rows[str(d)] = {"kernel_gflops": kernel, "gemm_gflops": gemm, "fraction": kernel / gemm}
+        gemms, gemm_flops, n = _gemm_methods(cfg, cfg.N, cfg.K, d)
+        methods = {"kernel": lambda: _kernel(inp, inp.means, cfg.budget_bytes)}
+        times = _interleaved(methods | gemms, max(1, cfg.repeats // 2), cfg, tick)
+        gemm = _gemm_summary(times, gemm_flops, n)
+        flops = 4 * cfg.N * cfg.K * d
+        row = {"kernel_gflops": flops / min(times["kernel"]) / 1e9, "gemm_gflops": gemm.pop("gemm_gflops"), "gemm": gemm}
+        row["fraction"] = row["kernel_gflops"] / row["gemm_gflops"]
+        rows[str(d)] = row
         del inp
     return rows
 
@@ -439,9 +451,9 @@ def _run(cfg: BenchConfig, progress: Progress | None, done: list[int], total: in
             progress(done[0], total)
 
     inp = _inputs(cfg, cfg.K, cfg.N, cfg.d)
-    gemm = _gemm_peak(cfg, inp, tick)
-    gemm_gflops = max(v for k, v in gemm.items() if k.endswith("_gflops"))
     comp = _compare(cfg, inp, tick)
+    gemm = comp.pop("gemm")
+    gemm_gflops = gemm.pop("gemm_gflops")
     del inp
     plan = plan_chunks(cfg.N, cfg.d, torch.empty((), dtype=cfg.torch_dtype).element_size(),
                        budget_bytes=cfg.budget_bytes, device=cfg.device)
@@ -461,8 +473,8 @@ def _run(cfg: BenchConfig, progress: Progress | None, done: list[int], total: in
         result["by_threads"] = _by_threads(cfg, inp, tick)
         del inp
     if cfg.fraction_dims:
-        result["fraction_by_d_detail"] = _fraction_by_d(cfg, gemm["square_n"], tick)
-        result["fraction_by_d"] = {d: r["fraction"] for d, r in result["fraction_by_d_detail"].items()}
+        detail = result["fraction_by_d_detail"] = _fraction_by_d(cfg, tick)
+        result["fraction_by_d"] = {d: r["fraction"] for d, r in detail.items()}
     if cfg.scaling:
         result["scaling"] = _scaling(cfg, tick)
     if cfg.startup_runs:

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from cfglab._io import json_clean, write_json_atomic
-from cfglab._validate import CfglabInputError, horizon, positive_int, seed, variance, writable_dir, writable_file
+from cfglab._validate import CfglabInputError, horizon, positive, positive_int, seed, variance, writable_dir, writable_file
 
-__all__ = ["number", "integer", "seed_arg", "count_arg", "horizon_arg", "variance_arg", "figure_file",
+__all__ = ["number", "integer", "seed_arg", "count_arg", "positive_arg", "horizon_arg", "variance_arg", "figure_file",
            "nonnegative_int", "writable_file", "writable_dir", "add_json_flag", "emit", "emit_study", "progress_bar",
            "write_json_atomic"]
 
@@ -49,6 +49,7 @@ def _checked(check):
 
 seed_arg = _checked(seed)  # an int in [0, 2**63 - 1]
 count_arg = _checked(positive_int)  # an int >= 1
+positive_arg = _checked(positive)  # a finite float > 0 (rates alpha, memory budgets)
 horizon_arg = _checked(horizon)  # an OU horizon T in (0, T_MAX]
 variance_arg = _checked(variance)  # σ² or s² within VARIANCE_RANGE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cfglab.cli._common import (add_json_flag, emit, figure_file, integer, nonnegative_int, number, progress_bar,
+from cfglab.cli._common import (add_json_flag, count_arg, emit, figure_file, nonnegative_int, positive_arg, progress_bar,
                                writable_file, write_json_atomic)
 
 
@@ -16,16 +16,16 @@ def register(sub) -> None:
                     "scikit-learn's spherical GaussianMixture.predict_proba (where they fit in memory), "
                     "and how the kernel's time grows with K, N and d.",
     )
-    p.add_argument("--K", type=integer, default=65_536, help="number of classes (default 65536)")
-    p.add_argument("--N", type=integer, default=1_024, help="number of points (default 1024)")
-    p.add_argument("--d", type=integer, default=64, help="dimension (default 64)")
+    p.add_argument("--K", type=count_arg, default=65_536, help="number of classes (default 65536)")
+    p.add_argument("--N", type=count_arg, default=1_024, help="number of points (default 1024)")
+    p.add_argument("--d", type=count_arg, default=64, help="dimension (default 64)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--repeats", type=integer, default=5, help="interleaved timing rounds (best is kept)")
-    p.add_argument("--peer-memory-gb", type=number, default=4.0,
+    p.add_argument("--repeats", type=count_arg, default=5, help="interleaved timing rounds (best is kept)")
+    p.add_argument("--peer-memory-gb", type=positive_arg, default=4.0,
                    help="run the naive and scikit-learn peers only when they need less than this")
-    p.add_argument("--budget-mb", type=number, default=256.0, help="kernel working-memory budget (MiB)")
-    p.add_argument("--threads", type=integer, help="torch threads (default: torch's choice)")
+    p.add_argument("--budget-mb", type=positive_arg, default=256.0, help="kernel working-memory budget (MiB)")
+    p.add_argument("--threads", type=count_arg, help="torch threads (default: torch's choice)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall time, or process CPU time (robust to a loaded machine; use with --threads 1)")
     p.add_argument("--no-scaling", action="store_true", help="skip the K, N, d scaling sweep")
@@ -38,9 +38,9 @@ def register(sub) -> None:
     p.add_argument("--sampler", action="store_true",
                    help="instead: profile a guided simulate by phase and its time per step against d at K = e^{αd}")
     p.add_argument("--dims", type=_ints, default=[20, 30, 40, 50, 60], help="--sampler: dimensions")
-    p.add_argument("--alpha", type=number, default=0.2, help="--sampler: K = e^{alpha d}")
-    p.add_argument("--n-samples", type=integer, default=256, help="--sampler: points per run")
-    p.add_argument("--steps", type=integer, default=10, help="--sampler: sampler steps per run")
+    p.add_argument("--alpha", type=positive_arg, default=0.2, help="--sampler: K = e^{alpha d}")
+    p.add_argument("--n-samples", type=count_arg, default=256, help="--sampler: points per run")
+    p.add_argument("--steps", type=count_arg, default=10, help="--sampler: sampler steps per run")
     p.add_argument("--plot", metavar="FILE",
                    help="write a log-log plot of time against K, N and d (--sampler: time per step and phases)")
     p.add_argument("--output", metavar="FILE", help="also write the full result as JSON")
@@ -113,11 +113,11 @@ def _run_sampler(args) -> int:
 
 
 def run(args) -> int:
-    from cfglab._validate import device, positive
+    from cfglab._validate import device
 
     if args.sampler:
         return _run_sampler(args)
-    budget_bytes = int(positive("budget-mb", args.budget_mb) * 2**20)  # checked before torch loads
+    budget_bytes = int(args.budget_mb * 2**20)  # > 0: checked by argparse, before torch loads
     from cfglab.bench import BenchConfig, plot_scaling, run_bench
 
     device("--device", args.device)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cfglab.cli._common import add_json_flag, emit, emit_study, integer, progress_bar, seed_arg, writable_dir, writable_file
+from cfglab.cli._common import (add_json_flag, count_arg, emit, emit_study, integer, progress_bar, seed_arg, writable_dir,
+                               writable_file)
 
 
 def register(sub) -> None:
@@ -48,9 +49,9 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--schedule", default="constant:w=0", help="guidance schedule w(σ), e.g. constant:w=2"
     )
-    p.add_argument("--n-per-class", type=integer, default=50)
+    p.add_argument("--n-per-class", type=count_arg, default=50)
     p.add_argument(
-        "--steps", type=integer, default=12, help="sampler steps on the Karras ρ=7 σ grid"
+        "--steps", type=count_arg, default=12, help="sampler steps on the Karras ρ=7 σ grid"
     )
     p.add_argument("--sampler", choices=["heun", "euler", "euler_ancestral"], default="heun")
     p.add_argument("--sample-seed", type=seed_arg, default=0)
@@ -86,10 +87,10 @@ def _study(p) -> None:
     p.add_argument(
         "--preset", choices=["full", "quick"], default="full", help="study grid and budget"
     )
-    p.add_argument("--seeds", type=integer, default=3)
+    p.add_argument("--seeds", type=count_arg, default=3)
     p.add_argument(
         "--n-per-class",
-        type=integer,
+        type=count_arg,
         default=None,
         help="samples per class per schedule (preset default)",
     )
@@ -106,14 +107,10 @@ def _study(p) -> None:
 
 def _check_sampling(args, *, scored: bool = False) -> None:
     """Reject a bad schedule, sample count or checkpoint folder before any model is loaded or trained."""
-    from cfglab._validate import CfglabInputError, positive_int
-    from cfglab.guidance.schedules import parse_schedule
+    from cfglab.guidance.schedules import parse_schedule  # imports torch: counts are checked by argparse before
     from cfglab.latent.evaluate import check_sample_size
 
     parse_schedule(args.schedule)
-    if args.n_per_class < 1:
-        raise CfglabInputError(f"--n-per-class must be >= 1, got {args.n_per_class}")
-    positive_int("--steps", args.steps)
     if scored:  # the evaluator's k-NN metrics need more samples per class than neighbours
         check_sample_size(args.n_per_class, 5)
     _check_checkpoint(args)

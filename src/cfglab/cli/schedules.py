@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cfglab.cli._common import (add_json_flag, emit, horizon_arg, integer, nonnegative_int, number,
-                               progress_bar, seed_arg, variance_arg, writable_dir, write_json_atomic)
+from cfglab.cli._common import (add_json_flag, count_arg, emit, horizon_arg, nonnegative_int, number,
+                               positive_arg, progress_bar, seed_arg, variance_arg, writable_dir, write_json_atomic)
 
 
 def register(sub) -> None:
@@ -25,9 +25,9 @@ def _common_physics(p, sampler_default: str = "sde") -> None:
 
 def _register_shrinkage(ssub) -> None:
     p = ssub.add_parser("shrinkage", help="max variance ratio over random non-negative schedules (≤ 1 expected)")
-    p.add_argument("--n", type=integer, default=500, help="number of random schedules")
+    p.add_argument("--n", type=count_arg, default=500, help="number of random schedules")
     p.add_argument("--seed", type=seed_arg, default=0)
-    p.add_argument("--alpha", type=number, default=0.2, help="α of the DMFT check (K = e^{αd})")
+    p.add_argument("--alpha", type=positive_arg, default=0.2, help="α of the DMFT check (K = e^{αd})")
     p.add_argument("--n-simulate", type=nonnegative_int, default=6, help="schedules also checked by exact-score simulation")
     p.add_argument("--sigma2", type=variance_arg, default=0.5)
     p.add_argument("--s2", type=variance_arg, default=1.0)
@@ -42,9 +42,9 @@ def _register_calibrate(ssub) -> None:
     p.add_argument("--w-neg", default="-1", help="weight of the window (>= -1), or 'auto' (strongest clean one)")
     p.add_argument("--sigma-switch", type=number, help="fix the switch σ and solve the strength instead")
     p.add_argument("--regime", choices=["infinite", "dmft"], default="infinite")
-    p.add_argument("--alpha", type=number, help="K = e^{αd} (regime dmft)")
-    p.add_argument("--d", type=integer, help="finite-d variant of the DMFT")
-    p.add_argument("--steps", type=integer, help="calibrate for the lab's sampler with this many steps")
+    p.add_argument("--alpha", type=positive_arg, help="K = e^{αd} (regime dmft)")
+    p.add_argument("--d", type=count_arg, help="finite-d variant of the DMFT")
+    p.add_argument("--steps", type=count_arg, help="calibrate for the lab's sampler with this many steps")
     _common_physics(p)
     add_json_flag(p)
     p.set_defaults(func=run_calibrate)
@@ -53,10 +53,10 @@ def _register_calibrate(ssub) -> None:
 def _register_compare(ssub) -> None:
     p = ssub.add_parser("compare", help="separability vs diversity table and Pareto plot on exact scores")
     p.add_argument("--regime", choices=["infinite", "exponential"], default="infinite")
-    p.add_argument("--d", type=integer, default=32)
-    p.add_argument("--alpha", type=number, default=0.2, help="K = e^{αd} (regime exponential)")
-    p.add_argument("--n-samples", type=integer, default=1000)
-    p.add_argument("--steps", type=integer, default=100)
+    p.add_argument("--d", type=count_arg, default=32)
+    p.add_argument("--alpha", type=positive_arg, default=0.2, help="K = e^{αd} (regime exponential)")
+    p.add_argument("--n-samples", type=count_arg, default=1000)
+    p.add_argument("--steps", type=count_arg, default=100)
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--sampler", choices=["sde", "ode"], default="ode")
     p.add_argument("--base", default="constant:w=2", help="base of the calibrated window")
@@ -82,9 +82,10 @@ def _w_neg(text: str):
 
 
 def run_calibrate(args) -> int:
+    w_neg = _w_neg(args.w_neg)  # before the theory (and torch) loads
     from cfglab.experiments.calibrate import calibrate
 
-    cal = calibrate(args.base, regime=args.regime, alpha=args.alpha, w_neg=_w_neg(args.w_neg),
+    cal = calibrate(args.base, regime=args.regime, alpha=args.alpha, w_neg=w_neg,
                     sigma_switch=args.sigma_switch, sigma2=args.sigma2, s2=args.s2, sampler=args.sampler, T=args.T,
                     d=args.d, steps=args.steps)
     emit(cal.to_dict(), args.json, title=f"calibrated window ({args.regime})")

@@ -34,6 +34,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from cfglab.lab.run_checks import check_run_fields
+
+    check_run_fields(args)  # the torch-free checks of SimulationConfig, before torch loads
     from cfglab.lab.simulate import SimulationConfig, simulate
 
     cfg = SimulationConfig(

@@ -8,12 +8,13 @@ import sys
 
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.cli._common import (add_json_flag, count_arg, emit, figure_file, horizon_arg, integer, number,
-                               progress_bar, variance_arg, writable_dir, writable_file, write_json_atomic)
+                               positive_arg, progress_bar, variance_arg, writable_dir, writable_file,
+                               write_json_atomic)
 
 
 def _ensemble_args(p: argparse.ArgumentParser, alpha: bool = True) -> None:
     if alpha:
-        p.add_argument("--alpha", type=number, required=True, help="rate: K = e^{alpha d} classes")
+        p.add_argument("--alpha", type=positive_arg, required=True, help="rate: K = e^{alpha d} classes")
     p.add_argument("--sigma2", type=variance_arg, default=0.5, help="within-class variance σ² (default 0.5)")
     p.add_argument("--s2", type=variance_arg, default=1.0, help="variance of the class means s² (default 1)")
 
@@ -56,8 +57,8 @@ def register(sub) -> None:
     d = tsub.add_parser("dmft", help="DMFT of the guided dynamics with K = e^{alpha d} classes")
     _ensemble_args(d)
     _dynamics_args(d)
-    d.add_argument("--d", type=integer, default=None, help="finite-d variant (smooth switch); default d → ∞")
-    d.add_argument("--steps", type=integer, default=None, help="moments of the lab sampler on this many steps")
+    d.add_argument("--d", type=count_arg, default=None, help="finite-d variant (smooth switch); default d → ∞")
+    d.add_argument("--steps", type=count_arg, default=None, help="moments of the lab sampler on this many steps")
     d.add_argument("--start", choices=["noise", "marginal"], default="noise")
     d.add_argument("--trajectory", metavar="FILE", help="write the order-parameter trajectories as JSON")
     add_json_flag(d)
@@ -67,7 +68,7 @@ def register(sub) -> None:
     _ensemble_args(u)
     u.add_argument("--w", type=number, default=2.0, help="constant guidance weight")
     u.add_argument("--sampler", choices=["sde", "ode"], default="sde")
-    u.add_argument("--d", type=integer, default=None, help="finite-d smoothing of the kink")
+    u.add_argument("--d", type=count_arg, default=None, help="finite-d smoothing of the kink")
     u.add_argument("--out", required=True, help="PNG file")
     add_json_flag(u)
     u.set_defaults(func=run_potential)
@@ -99,8 +100,8 @@ def register(sub) -> None:
     v.add_argument("--seeds", type=count_arg, default=3)
     v.add_argument("--w", type=number, default=2.0, help="constant guidance weight")
     v.add_argument("--sampler", choices=["sde", "ode"], default="sde")
-    v.add_argument("--n-samples", type=integer, default=400)
-    v.add_argument("--steps", type=integer, default=150)
+    v.add_argument("--n-samples", type=count_arg, default=400)
+    v.add_argument("--steps", type=count_arg, default=150)
     v.add_argument("--T", type=horizon_arg, default=3.0)
     v.add_argument("--start", choices=["noise", "marginal"], default="marginal")
     _ensemble_args(v, alpha=False)
@@ -213,8 +214,6 @@ def run_potential(args) -> int:
 
 
 def run_validate(args) -> int:
-    from cfglab.experiments.validate import error_by_d, plot_scaling, validation_table
-
     for a in args.alphas:
         positive("alpha", a)
     positive("sigma2", args.sigma2)
@@ -224,6 +223,8 @@ def run_validate(args) -> int:
         positive_int("--dims", d)
     if args.out:
         writable_dir(args.out, "--out")
+    from cfglab.experiments.validate import error_by_d, plot_scaling, validation_table
+
     points = [dict(d=d, alpha=a, seed=s, schedule=f"constant:w={args.w}", sampler=args.sampler, sigma2=args.sigma2,
                    s2=args.s2, n_samples=args.n_samples, steps=args.steps, T=args.T, start=args.start)
               for a in args.alphas for d in args.dims for s in range(args.seeds)]

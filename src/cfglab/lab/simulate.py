@@ -9,18 +9,16 @@ from typing import Callable
 
 import torch
 
-from cfglab._validate import (CfglabInputError, device, horizon, memory_fits, nonnegative, positive,
-                              positive_int, seed)
+from cfglab._validate import CfglabInputError, device
 from cfglab.guidance.schedules import Schedule, as_schedule
 from cfglab.lab.ensembles import exponential_mixture, infinite_class_mixture, random_mixture
-from cfglab.noise import exponential_K
 from cfglab.lab.observables import TrajectoryRecorder, distortion
+from cfglab.lab.run_checks import check_run_fields
 from cfglab.lab.samplers import SAMPLERS, sigma_grid
 
 __all__ = ["SimulationConfig", "SamplingDiverged", "simulate", "build_model"]
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-SAMPLE_ARRAYS = 12  # [n_samples, d] arrays alive at once: state, noise, scores, force, Heun stages, temporaries
 
 
 class SamplingDiverged(CfglabInputError):
@@ -55,50 +53,16 @@ class SimulationConfig:
     on_the_fly: bool = False  # regenerate random means from the seed instead of storing them
 
     def __post_init__(self):
-        positive_int("d", self.d)
-        chosen = sum([self.K is not None, self.alpha is not None, bool(self.infinite)])
-        if chosen != 1:
-            raise CfglabInputError("choose exactly one of K, alpha or infinite")
-        if self.K is not None:
-            positive_int("K", self.K)
-        if self.alpha is not None:
-            positive("alpha", self.alpha)
-        positive("sigma2", self.sigma2)
-        nonnegative("s2", self.s2) if not self.infinite else positive("s2", self.s2)
+        check_run_fields(self)  # torch-free (also run by the command line before torch loads)
         as_schedule(self.schedule)
         if self.sampler not in SAMPLERS:
             raise CfglabInputError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
-        positive_int("n_samples", self.n_samples)
-        positive_int("steps", self.steps)
-        horizon("T", self.T)
-        seed("seed", self.seed)
-        if self.dtype not in DTYPES:
-            raise CfglabInputError(f"unknown dtype {self.dtype!r}; choose float64 or float32")
-        if self.start not in ("noise", "marginal"):
-            raise CfglabInputError(f"unknown start {self.start!r}; choose noise or marginal")
-        positive("memory_gb", self.memory_gb)
         device("device", self.device)
-        self._check_budget()
-
-    def _check_budget(self) -> None:
-        """Stored class means plus the ``SAMPLE_ARRAYS`` sample-sized arrays must fit ``memory_gb``."""
-        item = torch.empty((), dtype=DTYPES[self.dtype]).element_size()
-        K = 1 if self.infinite else self.K if self.K is not None else _classes(self.alpha, self.d)
-        means = 0 if self.on_the_fly else K * self.d * item
-        samples = SAMPLE_ARRAYS * self.n_samples * self.d * item
-        k_text = f"e^{self.alpha * self.d:.4g}" if self.alpha is not None and self.alpha * self.d > 43 else f"{K}"
-        memory_fits(f"K={k_text} class means and n_samples={self.n_samples} samples at d={self.d}",
-                    means + samples, self.memory_gb * 2**30)
 
     def to_dict(self) -> dict:
         """The fields as plain JSON-able values (the schedule as its string)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {**out, "schedule": str(out["schedule"])}
-
-
-def _classes(alpha: float, d: int) -> int | float:
-    """K = ceil(e^{αd}) when it is a count torch can index, else e^{αd} as a float (for the budget message)."""
-    return exponential_K(alpha, d) if alpha * d <= 43 else math.exp(min(alpha * d, 700.0))
 
 
 def build_model(cfg: SimulationConfig):

@@ -24,11 +24,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.optimize import brentq
-
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.noise import exponential_K, sigma_from_t
-from cfglab.theory.rem import rem_coefficients, rem_free_energy
+from cfglab.theory.rem import bisect_root, rem_coefficients, rem_free_energy
 
 __all__ = ["TransitionResult", "transition", "crossing_time", "alpha_critical", "t_c_closed_form", "resolution_gap"]
 
@@ -97,7 +95,7 @@ def crossing_time(alpha: float, d: int, *, sigma2: float = 0.5, s2: float = 1.0,
         return None
     if resolution_gap(T_SEARCH, a_eff, sigma2, s2, target_s2) > 0:
         return T_SEARCH
-    return brentq(resolution_gap, 0.0, T_SEARCH, args=(a_eff, sigma2, s2, target_s2), xtol=1e-12)
+    return bisect_root(lambda t: resolution_gap(t, a_eff, sigma2, s2, target_s2), 0.0, T_SEARCH, xtol=1e-12)
 
 
 def transition(alpha: float, sigma2: float = 0.5, s2: float = 1.0) -> TransitionResult:
@@ -116,6 +114,6 @@ def transition(alpha: float, sigma2: float = 0.5, s2: float = 1.0) -> Transition
     if resolution_gap(T_SEARCH, alpha, sigma2, s2) > 0:  # no sign change: t_c lies beyond the search range
         raise CfglabInputError(f"alpha={alpha!r} is so small that t_c exceeds t={T_SEARCH:g} "
                                f"(the target is resolved at any practical noise level)")
-    t_c = brentq(resolution_gap, 0.0, T_SEARCH, args=(alpha, sigma2, s2), xtol=1e-13)
+    t_c = bisect_root(lambda t: resolution_gap(t, alpha, sigma2, s2), 0.0, T_SEARCH, xtol=1e-13)
     msg = f"target class takes over the posterior at t_c={t_c:.6g} (sigma={sigma_from_t(t_c):.6g})"
     return TransitionResult(alpha, sigma2, s2, t_c, sigma_from_t(t_c), a_c, closed, msg)
