@@ -32,7 +32,7 @@ def check_run_fields(run) -> None:
     if run.alpha is not None:
         positive("alpha", run.alpha)
     positive("sigma2", run.sigma2)
-    nonnegative("s2", run.s2) if not run.infinite else positive("s2", run.s2)
+    (positive if run.infinite else nonnegative)("s2", run.s2)
     positive_int("n_samples", run.n_samples)
     positive_int("steps", run.steps)
     horizon("T", run.T)
