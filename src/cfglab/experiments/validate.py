@@ -16,7 +16,7 @@ import numpy as np
 from cfglab._io import save_figure_atomic
 from cfglab._validate import CfglabInputError
 from cfglab.lab.simulate import SimulationConfig, build_model, simulate
-from cfglab.theory.dmft import _t_half, solve_dmft
+from cfglab.theory.dmft import half_time, solve_dmft
 from cfglab.theory.transition import crossing_time, transition
 
 __all__ = ["DEFAULTS", "run_point", "target_norm2", "crossing_point", "validation_table", "error_by_d", "plot_scaling"]
@@ -77,7 +77,7 @@ def crossing_point(params: dict) -> dict:
     p = {**DEFAULTS, **params, "schedule": "constant:w=0"}
     res = simulate(_config(p), trajectory=True)
     tr = res["trajectory"]
-    t_half = _t_half(np.asarray(tr["t"]), np.asarray(tr["pi_target"], dtype=float))
+    t_half = half_time(np.asarray(tr["t"]), np.asarray(tr["pi_target"], dtype=float))
     cfg = _config(p)
     t_c = transition(cfg.alpha, cfg.sigma2, cfg.s2).t_c
     t_fin = crossing_time(cfg.alpha, cfg.d, sigma2=cfg.sigma2, s2=cfg.s2, target_s2=target_norm2(cfg))

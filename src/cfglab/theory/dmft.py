@@ -40,7 +40,7 @@ from cfglab.guidance.schedules import as_schedule
 from cfglab.noise import exponential_K
 from cfglab.theory.rem import gamma, rem_free_energy
 
-__all__ = ["DMFTPrediction", "solve_dmft", "kl_per_dim_prediction", "FROZEN_NOTE"]
+__all__ = ["DMFTPrediction", "solve_dmft", "kl_per_dim_prediction", "half_time", "FROZEN_NOTE"]
 
 FROZEN_NOTE = ("frozen phase: the non-target REM froze before the target took over; the condensed classes' "
                "random force is dropped (uncontrolled approximation)")
@@ -249,7 +249,7 @@ def _row(t: float, w: float, y: np.ndarray, co: _Coeffs, S: _Setup) -> tuple:
     return (t, w, m, vp, vq, co.pi, loc.delta, loc.phase == "frozen", force)
 
 
-def _t_half(ts: np.ndarray, pi: np.ndarray) -> float | None:
+def half_time(ts: np.ndarray, pi: np.ndarray) -> float | None:
     """First OU time (from T downwards) where π̄ reaches 1/2, linearly interpolated."""
     above = np.nonzero(pi >= 0.5)[0]
     if len(above) == 0:
@@ -305,7 +305,7 @@ def solve_dmft(alpha: float, *, sigma2: float = 0.5, s2: float = 1.0, schedule="
             zip(("t", "w", "m", "v_perp", "v_parallel", "pi_target", "delta", "frozen", "cfg_force"), cols)}
     traj["sigma"] = np.sqrt(np.expm1(2 * traj["t"]))
     if d is not None:
-        t_switch = _t_half(traj["t"], traj["pi_target"])
+        t_switch = half_time(traj["t"], traj["pi_target"])
     frozen_pre = bool(np.any((traj["frozen"] > 0) & (traj["pi_target"] < 0.5)))
     kl = kl_per_dim_prediction(y[0], y[1], y[2], sigma2, st2, d)
     t_switch = None if t_switch is None else float(t_switch)

@@ -43,7 +43,7 @@ import torch
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.guidance.schedules import as_schedule
 from cfglab.noise import exponential_K
-from cfglab.theory.dmft import FROZEN_NOTE, N_GRID, _switch_stats, _t_half
+from cfglab.theory.dmft import FROZEN_NOTE, N_GRID, _switch_stats, half_time
 from cfglab.theory.rem import rem_free_energy
 
 __all__ = ["SpectralDMFTPrediction", "solve_dmft_spectral"]
@@ -297,7 +297,7 @@ def solve_dmft_spectral(alpha: float, within, between, *, schedule="constant:w=0
             zip(("t", "w", "m", "var_ratio", "pi_target", "delta", "frozen", "cfg_force"), zip(*rows))}
     traj["sigma"] = np.sqrt(np.expm1(2 * traj["t"]))
     if finite_d:
-        t_switch = _t_half(traj["t"], traj["pi_target"])
+        t_switch = half_time(traj["t"], traj["pi_target"])
     frozen_pre = bool(np.any((traj["frozen"] > 0) & (traj["pi_target"] < 0.5)))
     m_dir = np.where(s2 > 0, m, np.nan)[inverse]  # [d]
     ratio_dir = (v / sigma2)[inverse]  # [d]
