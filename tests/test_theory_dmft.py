@@ -171,3 +171,11 @@ def test_stein_covariance_term_equals_direct_quadrature():
     expected = -2 * w * math.exp(-t) * co.loc.M / co.loc.G * cov
     assert abs(expected) > 1e-3  # the term is not negligible where it is checked
     assert co.stein_m == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_grid_too_coarse_for_the_schedule_is_an_input_error():
+    """Three Heun steps from T = 6 overshoot: the variance leaves (0, ∞); one line, not a math domain error."""
+    from cfglab._validate import CfglabInputError
+
+    with pytest.raises(CfglabInputError, match="diverged at t = "):
+        solve_dmft(0.5, d=3, steps=3, schedule="constant:w=2", sampler="ode")

@@ -185,3 +185,10 @@ def test_spectral_dmft_matches_exact_score_simulation_per_block(slow_scale):
     mean = sims.mean(0)
     assert abs(mean[0] - strong) < tol and abs(mean[1] - weak) < tol
     assert abs((mean[0] - mean[1]) - (strong - weak)) < tol
+
+
+@pytest.mark.parametrize("finite_d", [False, True])
+def test_a_grid_too_coarse_for_the_schedule_is_an_input_error(finite_d):
+    with pytest.raises(CfglabInputError, match="diverged at t = "):
+        solve_dmft_spectral(0.5, np.full(3, 0.5), np.full(3, 1.0), schedule="constant:w=2", sampler="ode",
+                            steps=3, finite_d=finite_d, n_classes=5)

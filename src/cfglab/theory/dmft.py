@@ -223,6 +223,7 @@ def _integrate(grid: np.ndarray, ws: np.ndarray, y: np.ndarray, S: _Setup, schem
         if S.d is None:
             rho = 1.0 if _local(t, y[0], y[1], S).delta < 0 else 0.0
         y_new, co = _step(t, t_next, y, ws[i], ws[i + 1], S, rho, scheme)
+        _check_variances(y_new[1:3], t_next)
         rows.append(_row(t, ws[i], y, co, S))
         if rho == 1.0:
             delta_new = _local(t_next, y_new[0], y_new[1], S).delta
@@ -240,6 +241,14 @@ def _integrate(grid: np.ndarray, ws: np.ndarray, y: np.ndarray, S: _Setup, schem
     co = _coeffs(grid[-1], y, ws[-1], S, None if S.d is not None else float(_local(grid[-1], y[0], y[1], S).delta < 0))
     rows.append(_row(grid[-1], ws[-1], y, co, S))
     return y, rows, t_switch
+
+
+def _check_variances(v: np.ndarray, t: float) -> None:
+    """Variances ``v`` must stay positive and finite: a step too coarse for the schedule breaks the moment map."""
+    if not (np.all(np.isfinite(v)) and np.all(v > 0)):
+        raise CfglabInputError(
+            f"the DMFT solution diverged at t = {t:.4g} (a variance left (0, inf)); use more steps or a milder schedule"
+        )
 
 
 def _row(t: float, w: float, y: np.ndarray, co: _Coeffs, S: _Setup) -> tuple:

@@ -43,7 +43,7 @@ import torch
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.guidance.schedules import as_schedule
 from cfglab.noise import exponential_K
-from cfglab.theory.dmft import FROZEN_NOTE, N_GRID, _switch_stats, half_time
+from cfglab.theory.dmft import FROZEN_NOTE, N_GRID, _check_variances, _switch_stats, half_time
 from cfglab.theory.rem import rem_free_energy
 
 __all__ = ["SpectralDMFTPrediction", "solve_dmft_spectral"]
@@ -215,6 +215,7 @@ def _integrate(grid: np.ndarray, ws: np.ndarray, y: np.ndarray, S: _Spectra, sch
         loc = _local(t, *_parts(y, n)[:2], S)
         rho = None if S.d is not None else (1.0 if loc.delta < 0 else 0.0)
         y_new, co = _step(t, t_next, y, ws[i], ws[i + 1], S, rho, scheme, loc)
+        _check_variances(_parts(y_new, n)[1], t_next)
         rows.append(_row(t, ws[i], y, co, S))
         if rho == 1.0:
             delta_new = _local(t_next, *_parts(y_new, n)[:2], S).delta
