@@ -179,3 +179,12 @@ def test_a_grid_too_coarse_for_the_schedule_is_an_input_error():
 
     with pytest.raises(CfglabInputError, match="diverged at t = "):
         solve_dmft(0.5, d=3, steps=3, schedule="constant:w=2", sampler="ode")
+
+
+@pytest.mark.parametrize("sampler", ["ode", "sde"])
+def test_an_overflowing_weight_is_an_input_error(sampler):
+    """w = 1e30 overflows the order parameters inside a Heun / EM step: one line, no RuntimeWarning."""
+    from cfglab._validate import CfglabInputError
+
+    with pytest.raises(CfglabInputError, match="diverged"):
+        solve_dmft(0.2, schedule="constant:w=1e30", sampler=sampler)

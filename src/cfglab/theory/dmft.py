@@ -243,12 +243,26 @@ def _integrate(grid: np.ndarray, ws: np.ndarray, y: np.ndarray, S: _Setup, schem
     return y, rows, t_switch
 
 
+_DIVERGED = "the DMFT solution diverged{where}; use more steps or a milder schedule"
+
+
 def _check_variances(v: np.ndarray, t: float) -> None:
     """Variances ``v`` must stay positive and finite: a step too coarse for the schedule breaks the moment map."""
     if not (np.all(np.isfinite(v)) and np.all(v > 0)):
-        raise CfglabInputError(
-            f"the DMFT solution diverged at t = {t:.4g} (a variance left (0, inf)); use more steps or a milder schedule"
-        )
+        raise CfglabInputError(_DIVERGED.format(where=f" at t = {t:.4g} (a variance left (0, inf))"))
+
+
+def _integrate_or_diverge(integrate, *args):
+    """``integrate(*args)`` with float overflow raised, and reported as a one-line input error.
+
+    An extreme weight or a grid too coarse for it makes the order parameters overflow inside a
+    step (before :func:`_check_variances` sees the step's end).
+    """
+    try:
+        with np.errstate(over="raise"):
+            return integrate(*args)
+    except (FloatingPointError, OverflowError):
+        raise CfglabInputError(_DIVERGED.format(where=" (an order parameter overflowed)")) from None
 
 
 def _row(t: float, w: float, y: np.ndarray, co: _Coeffs, S: _Setup) -> tuple:
@@ -306,7 +320,7 @@ def solve_dmft(alpha: float, *, sigma2: float = 0.5, s2: float = 1.0, schedule="
     ws = sched.weight(torch.as_tensor(np.sqrt(np.expm1(2 * grid)), dtype=torch.float64)).numpy()
     st2 = s2 if target_s2 is None else positive("target_s2", target_s2)
     S = _Setup(alpha_eff, sigma2, s2, 2 if sampler == "sde" else 1, d, st2)
-    y, rows, t_switch = _integrate(grid, ws, _initial(start, T, sigma2, s2), S, scheme)
+    y, rows, t_switch = _integrate_or_diverge(_integrate, grid, ws, _initial(start, T, sigma2, s2), S, scheme)
     if not np.all(np.isfinite(y)) or y[1] <= 0 or y[2] <= 0:
         raise CfglabInputError("the DMFT solution diverged; use a milder schedule")
     cols = list(zip(*rows))

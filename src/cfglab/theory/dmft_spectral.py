@@ -43,7 +43,7 @@ import torch
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.guidance.schedules import as_schedule
 from cfglab.noise import exponential_K
-from cfglab.theory.dmft import FROZEN_NOTE, N_GRID, _check_variances, _switch_stats, half_time
+from cfglab.theory.dmft import FROZEN_NOTE, N_GRID, _check_variances, _switch_stats, half_time, _integrate_or_diverge
 from cfglab.theory.rem import rem_free_energy
 
 __all__ = ["SpectralDMFTPrediction", "solve_dmft_spectral"]
@@ -290,7 +290,7 @@ def solve_dmft_spectral(alpha: float, within, between, *, schedule="constant:w=0
     scheme = "em" if (steps is not None and sampler == "sde") else "heun"
     grid = np.linspace(T, 0.0, n + 1)
     ws = as_schedule(schedule).weight(torch.as_tensor(np.sqrt(np.expm1(2 * grid)), dtype=torch.float64)).numpy()
-    y, rows, t_switch = _integrate(grid, ws, _initial(start, T, S), S, scheme)
+    y, rows, t_switch = _integrate_or_diverge(_integrate, grid, ws, _initial(start, T, S), S, scheme)
     m, v, _, _ = _parts(y, len(s2))
     if not np.all(np.isfinite(y)) or (v <= 0).any():
         raise CfglabInputError("the spectral DMFT solution diverged; use a milder schedule")
