@@ -248,7 +248,7 @@ _DIVERGED = "the DMFT solution diverged{where}; use more steps or a milder sched
 
 def _check_variances(v: np.ndarray, t: float) -> None:
     """Variances ``v`` must stay positive and finite: a step too coarse for the schedule breaks the moment map."""
-    if not (np.all(np.isfinite(v)) and np.all(v > 0)):
+    if not all(0 < x < math.inf for x in v.tolist()):  # also False for NaN; per step, so plain floats
         raise CfglabInputError(_DIVERGED.format(where=f" at t = {t:.4g} (a variance left (0, inf))"))
 
 
