@@ -275,3 +275,22 @@ def test_kernel_agrees_across_thread_counts_and_restores_torch_threads(dtype):
     assert torch.get_num_threads() == before
     check(one, reference(x, means, 0.7, 0.5, log_w), dtype)
     check(two, (one.mean.double(), one.log_norm.double(), None), dtype)
+
+
+def test_kernel_tiling_ignores_the_load_aware_thread_count(monkeypatch):
+    """The tile plan follows torch's thread count, not the count a call runs with, so a
+    load-aware call (fewer threads) sums the classes in the same chunks as the default."""
+    seen = []
+    real = kernel_mod.plan_chunks
+    monkeypatch.setattr(kernel_mod, "plan_chunks", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    monkeypatch.setattr(kernel_mod, "_l2_bytes", lambda: 2**16)  # a small cache, so the thread count shows
+    x, means, _ = problem(5000, 64, 8, torch.float32)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        posterior_stats(x, means, None, 0.7, 0.5)
+        with kernel_mod.fixed_threads(1):
+            posterior_stats(x, means, None, 0.7, 0.5)
+    finally:
+        torch.set_num_threads(before)
+    assert seen[0].class_chunk == 2 * 2**16 // (64 * 4) and seen[1] == seen[0]
