@@ -74,6 +74,10 @@ def test_cli_calibrate_prints_a_usable_schedule(capsys, window_moments):
     ["schedules", "calibrate", "--base", "constant:w=2", "--w-neg", "-3", "--json"],
     ["schedules", "calibrate", "--base", "bogus:w=2", "--json"],
     ["schedules", "calibrate", "--base", "constant:w=2", "--sigma2", "nan", "--json"],
+    # a base compare cannot calibrate from is the caller's error, not a table without the calibrated row
+    ["schedules", "compare", "--base", "bogus:w=2", "--json"],
+    ["schedules", "compare", "--base", "linear:start=2,end=1", "--d", "4", "--json"],
+    ["schedules", "compare", "--base", "constant:w=-0.5", "--d", "4", "--json"],
 ])
 def test_cli_bad_input_exits_2(argv, capsys):
     try:

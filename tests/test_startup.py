@@ -56,6 +56,15 @@ def _loaded(*argv: str) -> tuple[int, list[str], str]:
     (["reproduce", "--workers", "-1"], 2),
     (["bench", "--K", "0"], 2),
     (["bench", "--sampler", "--alpha", "-1"], 2),
+    # schedule strings: parsed and checked by an argparse type; the schedule module loads torch lazily
+    (["simulate", "--d", "10", "--alpha", "0.2", "--schedule", "bogus"], 2),
+    (["simulate", "--d", "10", "--alpha", "0.2", "--schedule", "constant:w=-3"], 2),
+    (["theory", "dmft", "--alpha", "0.2", "--schedule", "interval:w=2,lo=3,hi=1"], 2),
+    (["schedules", "calibrate", "--base", "bogus:w=2"], 2),
+    (["schedules", "compare", "--base", "constant:q=1"], 2),
+    (["latent", "evaluate", "--schedule", "negative_window:w_pos=2"], 2),
+    (["simulate", "--d", "10", "--alpha", "0.2", "--device", "gpu"], 2),  # the device string's syntax
+    (["bench", "--device", "cuda:x"], 2),
 ])
 def test_help_and_argument_errors_import_nothing_heavy(argv, rc):
     code, loaded, _ = _loaded(*argv)

@@ -106,18 +106,25 @@ def horizon(name: str, value: Any) -> float:
     return x
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def device_name(name: str, value: Any) -> str:
+    """``value`` as a device string ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (a syntax check; needs no torch)."""
+    text = str(value).strip()
+    kind, colon, index = text.partition(":")
+    if kind not in DEVICE_TYPES or (colon and not index.isdigit()):
+        raise CfglabInputError(f"{name} {value!r} is not a supported device: cpu, cuda, cuda:N or mps")
+    return text
+
+
 def device(name: str, value: Any):
     """Return ``value`` as a ``torch.device`` that exists on this machine."""
     import torch
 
-    try:
-        dev = torch.device(str(value))
-    except (RuntimeError, ValueError):
-        raise CfglabInputError(f"{name} {value!r} is not a torch device (e.g. cpu, cuda, cuda:0)") from None
+    dev = torch.device(device_name(name, value))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CfglabInputError(f"{name} {value!r} requested but CUDA is not available")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise CfglabInputError(f"{name} {value!r} is not supported; use cpu or cuda")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise CfglabInputError(f"{name} {value!r} requested but MPS is not available")
     return dev

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from cfglab._io import json_clean, write_json_atomic
-from cfglab._validate import CfglabInputError, horizon, positive, positive_int, seed, variance, writable_dir, writable_file
+from cfglab._validate import (CfglabInputError, device_name, horizon, positive, positive_int, seed, variance, writable_dir,
+                              writable_file)
 
-__all__ = ["number", "integer", "seed_arg", "count_arg", "positive_arg", "horizon_arg", "variance_arg", "figure_file",
+__all__ = ["number", "integer", "seed_arg", "count_arg", "schedule_arg", "device_arg", "positive_arg", "horizon_arg", "variance_arg", "figure_file",
            "nonnegative_int", "writable_file", "writable_dir", "add_json_flag", "emit", "emit_study", "progress_bar",
            "write_json_atomic"]
 
@@ -52,6 +53,25 @@ count_arg = _checked(positive_int)  # an int >= 1
 positive_arg = _checked(positive)  # a finite float > 0 (rates alpha, memory budgets)
 horizon_arg = _checked(horizon)  # an OU horizon T in (0, T_MAX]
 variance_arg = _checked(variance)  # σ² or s² within VARIANCE_RANGE
+
+
+def device_arg(text: str) -> str:
+    """argparse type: a device string (``cpu``, ``cuda``, ``cuda:0``, ``mps``); whether it exists is checked later, with torch."""
+    try:
+        return device_name("device", text)
+    except CfglabInputError as err:
+        raise argparse.ArgumentTypeError(str(err).replace("device ", "", 1)) from None
+
+
+def schedule_arg(text: str) -> str:
+    """argparse type: a guidance schedule string (``constant:w=2``, ...), checked without torch; kept as text."""
+    from cfglab.guidance.schedules import parse_schedule  # torch is imported lazily there
+
+    try:
+        parse_schedule(text)
+    except CfglabInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")

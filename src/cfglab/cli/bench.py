@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cfglab.cli._common import (add_json_flag, count_arg, emit, figure_file, nonnegative_int, positive_arg, progress_bar,
-                               writable_file, write_json_atomic)
+from cfglab.cli._common import (add_json_flag, count_arg, device_arg, emit, figure_file, nonnegative_int, positive_arg,
+                               progress_bar, writable_file, write_json_atomic)
 
 
 def register(sub) -> None:
@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--N", type=count_arg, default=1_024, help="number of points (default 1024)")
     p.add_argument("--d", type=count_arg, default=64, help="dimension (default 64)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--device", type=device_arg, default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--repeats", type=count_arg, default=5, help="interleaved timing rounds (best is kept)")
     p.add_argument("--peer-memory-gb", type=positive_arg, default=4.0,
                    help="run the naive and scikit-learn peers only when they need less than this")

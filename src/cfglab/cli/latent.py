@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cfglab.cli._common import (add_json_flag, count_arg, emit, emit_study, integer, progress_bar, seed_arg, writable_dir,
-                               writable_file)
+from cfglab.cli._common import (add_json_flag, count_arg, emit, emit_study, integer, progress_bar, schedule_arg, seed_arg,
+                               writable_dir, writable_file)
 
 
 def register(sub) -> None:
@@ -47,7 +47,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--schedule", default="constant:w=0", help="guidance schedule w(σ), e.g. constant:w=2"
+        "--schedule", type=schedule_arg, default="constant:w=0", help="guidance schedule w(σ), e.g. constant:w=2"
     )
     p.add_argument("--n-per-class", type=count_arg, default=50)
     p.add_argument(
@@ -106,11 +106,9 @@ def _study(p) -> None:
 
 
 def _check_sampling(args, *, scored: bool = False) -> None:
-    """Reject a bad schedule, sample count or checkpoint folder before any model is loaded or trained."""
-    from cfglab.guidance.schedules import parse_schedule  # imports torch: counts are checked by argparse before
+    """Reject a bad sample count or checkpoint folder before any model is loaded or trained (argparse checked the schedule)."""
     from cfglab.latent.evaluate import check_sample_size
 
-    parse_schedule(args.schedule)
     if scored:  # the evaluator's k-NN metrics need more samples per class than neighbours
         check_sample_size(args.n_per_class, 5)
     _check_checkpoint(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cfglab.cli._common import (add_json_flag, count_arg, emit, horizon_arg, nonnegative_int, number,
-                               positive_arg, progress_bar, seed_arg, variance_arg, writable_dir, write_json_atomic)
+                               positive_arg, progress_bar, schedule_arg, seed_arg, variance_arg, writable_dir, write_json_atomic)
 
 
 def register(sub) -> None:
@@ -38,7 +38,7 @@ def _register_shrinkage(ssub) -> None:
 
 def _register_calibrate(ssub) -> None:
     p = ssub.add_parser("calibrate", help="solve the negative window that restores the target variance")
-    p.add_argument("--base", required=True, help="positive base: constant:w=W or interval:w=W,lo=L,hi=H")
+    p.add_argument("--base", type=schedule_arg, required=True, help="positive base: constant:w=W or interval:w=W,lo=L,hi=H")
     p.add_argument("--w-neg", default="-1", help="weight of the window (>= -1), or 'auto' (strongest clean one)")
     p.add_argument("--sigma-switch", type=number, help="fix the switch σ and solve the strength instead")
     p.add_argument("--regime", choices=["infinite", "dmft"], default="infinite")
@@ -59,7 +59,7 @@ def _register_compare(ssub) -> None:
     p.add_argument("--steps", type=count_arg, default=100)
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--sampler", choices=["sde", "ode"], default="ode")
-    p.add_argument("--base", default="constant:w=2", help="base of the calibrated window")
+    p.add_argument("--base", type=schedule_arg, default="constant:w=2", help="base of the calibrated window")
     p.add_argument("--out", help="folder for compare.json and pareto.png")
     add_json_flag(p)
     p.set_defaults(func=run_compare)

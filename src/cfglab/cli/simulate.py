@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cfglab.cli._common import (add_json_flag, emit, horizon_arg, integer, number, progress_bar, seed_arg,
-                               variance_arg, writable_file, write_json_atomic)
+from cfglab.cli._common import (add_json_flag, device_arg, emit, horizon_arg, integer, number, progress_bar, schedule_arg,
+                               seed_arg, variance_arg, writable_file, write_json_atomic)
 
 
 def register(sub) -> None:
@@ -15,7 +15,7 @@ def register(sub) -> None:
     ens.add_argument("--infinite", action="store_true", help="infinite-class (Gaussian) limit")
     p.add_argument("--sigma2", type=variance_arg, default=0.5, help="within-class variance σ² (default 0.5)")
     p.add_argument("--s2", type=variance_arg, default=1.0, help="variance of the class means s² (default 1)")
-    p.add_argument("--schedule", default="constant:w=0", help="guidance schedule, e.g. constant:w=2")
+    p.add_argument("--schedule", type=schedule_arg, default="constant:w=0", help="guidance schedule, e.g. constant:w=2")
     p.add_argument("--sampler", choices=["sde", "ode"], default="sde")
     p.add_argument("--n-samples", type=integer, default=2000)
     p.add_argument("--steps", type=integer, default=500)
@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--start", choices=["noise", "marginal"], default="noise",
                    help="x_T ~ N(0, I) (noise) or the exact noised law at T (marginal)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="torch device: cpu, cuda, cuda:N or mps")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--memory-gb", type=number, default=4.0, help="memory budget (GiB) for the class means and the sample arrays")
     p.add_argument("--on-the-fly", action="store_true",

@@ -8,7 +8,7 @@ import sys
 
 from cfglab._validate import CfglabInputError, positive, positive_int
 from cfglab.cli._common import (add_json_flag, count_arg, emit, figure_file, horizon_arg, integer, number,
-                               positive_arg, progress_bar, variance_arg, writable_dir, writable_file,
+                               positive_arg, progress_bar, schedule_arg, variance_arg, writable_dir, writable_file,
                                write_json_atomic)
 
 
@@ -20,7 +20,7 @@ def _ensemble_args(p: argparse.ArgumentParser, alpha: bool = True) -> None:
 
 
 def _dynamics_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--schedule", default="constant:w=0", help="guidance schedule, e.g. constant:w=2")
+    p.add_argument("--schedule", type=schedule_arg, default="constant:w=0", help="guidance schedule, e.g. constant:w=2")
     p.add_argument("--sampler", choices=["sde", "ode"], default="sde")
     p.add_argument("--T", type=horizon_arg, default=6.0, help="time horizon of the OU process")
 

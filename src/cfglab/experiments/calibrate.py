@@ -41,7 +41,7 @@ from cfglab.noise import sigma_from_t, t_from_sigma
 from cfglab.theory.dmft import solve_dmft
 from cfglab.theory.gaussian import solve_discrete, solve_gaussian
 
-__all__ = ["Calibration", "calibrate", "predict"]
+__all__ = ["Calibration", "base_parts", "calibrate", "predict"]
 
 REGIMES = ("infinite", "dmft", "dmft-spectral")
 XTOL = 1e-9  # in OU time (infinite regime); the DMFT's grid is coarser
@@ -110,7 +110,7 @@ def _solve_spectral(alpha, schedule, cond_var, uncond_var, sampler, T, d, steps)
                                finite_d=d is not None)
 
 
-def _base_parts(base: Schedule, T: float) -> tuple[float, float]:
+def base_parts(base: Schedule, T: float) -> tuple[float, float]:
     """(w_pos, sigma_hi) of a positive base schedule."""
     if isinstance(base, Constant):
         w, hi = base.w, math.inf
@@ -165,7 +165,7 @@ def calibrate(base, *, regime: str = "infinite", alpha: float | None = None, w_n
     alpha = _check_regime(regime, alpha)
     T = positive("T", T)
     base = as_schedule(base)
-    w_pos, sigma_hi = _base_parts(base, T)
+    w_pos, sigma_hi = base_parts(base, T)
     theory = lambda s: predict(s, regime=regime, alpha=alpha, sigma2=sigma2, s2=s2, sampler=sampler,  # noqa: E731
                                T=T, cond_var=cond_var, uncond_var=uncond_var, d=d, steps=steps,
                                target_s2=target_s2)

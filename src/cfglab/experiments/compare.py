@@ -15,8 +15,9 @@ from typing import Callable
 
 from cfglab._io import save_figure_atomic
 from cfglab._validate import CfglabInputError, positive, positive_int
-from cfglab.experiments.calibrate import calibrate
+from cfglab.experiments.calibrate import base_parts, calibrate
 from cfglab.guidance.rules import RULES
+from cfglab.guidance.schedules import as_schedule
 from cfglab.lab.simulate import SamplingDiverged, SimulationConfig, simulate
 
 __all__ = ["Entry", "default_entries", "compare_table", "pareto_plot"]
@@ -79,6 +80,7 @@ def compare_table(entries: list[Entry] | None = None, *, regime: str = "infinite
     at ``alpha``, strongest clean ``w_neg``), for this sampler and step count.
     """
     positive("alpha", alpha), positive_int("d", d)
+    base_parts(as_schedule(calibrate_base), T)  # a malformed base is an input error, not a failed calibration
     cfg = _config(regime, d, alpha, sampler, n_samples, steps, seed, T)
     if entries is None:
         entries = default_entries(_calibrated(regime, alpha, sampler, steps, T, calibrate_base))

@@ -17,10 +17,22 @@ import math
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-import torch
-
 from cfglab._validate import CfglabInputError, finite, guidance_weight, nonnegative, positive
 from cfglab.noise import sigma_from_t, t_from_sigma
+
+
+class _LazyTorch:
+    """``torch``, imported on first use: parsing and checking a schedule string needs none,
+    so a bad ``--schedule`` is answered before torch loads (docs/performance.md, start-up)."""
+
+    def __getattr__(self, name: str):
+        import torch as module
+
+        globals()["torch"] = module  # later lookups in this module skip the proxy
+        return getattr(module, name)
+
+
+torch = _LazyTorch()
 
 __all__ = [
     "Schedule",
