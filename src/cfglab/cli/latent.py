@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="default", help="training profile: default or tiny")
+    p.add_argument("--profile", default="default", help="training profile: default, tiny or glyphs")
     p.add_argument(
         "--data",
         default="digits",
@@ -81,7 +81,7 @@ def _evaluate(p) -> None:
 
 
 def _study(p) -> None:
-    p.add_argument("--profile", default="default", help="training profile: default or tiny")
+    p.add_argument("--profile", default="default", help="training profile: default, tiny or glyphs")
     p.add_argument("--data", default="digits")
     p.add_argument("--checkpoint", metavar="DIR")
     p.add_argument(
