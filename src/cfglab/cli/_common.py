@@ -13,8 +13,8 @@ from cfglab._io import json_clean, write_json_atomic
 from cfglab._validate import (CfglabInputError, device_name, horizon, positive, positive_int, seed, variance, writable_dir,
                               writable_file)
 
-__all__ = ["number", "integer", "seed_arg", "count_arg", "schedule_arg", "device_arg", "positive_arg", "horizon_arg", "variance_arg", "figure_file",
-           "nonnegative_int", "writable_file", "writable_dir", "add_json_flag", "emit", "emit_study", "progress_bar",
+__all__ = ["number", "integer", "seed_arg", "count_arg", "schedule_arg", "device_arg", "positive_arg", "horizon_arg",
+           "variance_arg", "figure_file", "nonnegative_int", "writable_file", "writable_dir", "add_json_flag", "emit", "emit_study", "progress_bar",
            "write_json_atomic"]
 
 
@@ -56,7 +56,7 @@ variance_arg = _checked(variance)  # σ² or s² within VARIANCE_RANGE
 
 
 def device_arg(text: str) -> str:
-    """argparse type: a device string (``cpu``, ``cuda``, ``cuda:0``, ``mps``); whether it exists is checked later, with torch."""
+    """argparse type: a device string (``cpu``, ``cuda``, ``cuda:0``, ``mps``); torch checks later that it exists."""
     try:
         return device_name("device", text)
     except CfglabInputError as err:

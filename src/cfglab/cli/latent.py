@@ -106,7 +106,7 @@ def _study(p) -> None:
 
 
 def _check_sampling(args, *, scored: bool = False) -> None:
-    """Reject a bad sample count or checkpoint folder before any model is loaded or trained (argparse checked the schedule)."""
+    """Reject a bad sample count or checkpoint folder before any model is loaded (argparse checked the schedule)."""
     from cfglab.latent.evaluate import check_sample_size
 
     if scored:  # the evaluator's k-NN metrics need more samples per class than neighbours

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cfglab.cli._common import (add_json_flag, count_arg, emit, horizon_arg, nonnegative_int, number,
-                               positive_arg, progress_bar, schedule_arg, seed_arg, variance_arg, writable_dir, write_json_atomic)
+from cfglab.cli._common import (add_json_flag, count_arg, emit, horizon_arg, nonnegative_int, number, positive_arg,
+                               progress_bar, schedule_arg, seed_arg, variance_arg, writable_dir, write_json_atomic)
 
 
 def register(sub) -> None:
@@ -38,7 +38,8 @@ def _register_shrinkage(ssub) -> None:
 
 def _register_calibrate(ssub) -> None:
     p = ssub.add_parser("calibrate", help="solve the negative window that restores the target variance")
-    p.add_argument("--base", type=schedule_arg, required=True, help="positive base: constant:w=W or interval:w=W,lo=L,hi=H")
+    p.add_argument("--base", type=schedule_arg, required=True,
+                   help="positive base: constant:w=W or interval:w=W,lo=L,hi=H")
     p.add_argument("--w-neg", default="-1", help="weight of the window (>= -1), or 'auto' (strongest clean one)")
     p.add_argument("--sigma-switch", type=number, help="fix the switch σ and solve the strength instead")
     p.add_argument("--regime", choices=["infinite", "dmft"], default="infinite")

@@ -18,7 +18,7 @@ this CPU and within 0.6 ulp, docs/performance.md "Base-2 logits"):
 3. the GEMM ``acc += 2^{ℓ₂−m} μ`` (``addmm`` into the accumulator).
 
 The first chunk, CUDA tiles and ``track_max=True`` always take the row max (exact
-``max_k ℓ_k``).  Problems that fit one tile use a direct path (logits, logsumexp, one GEMM).
+``max_k ℓ_k``).  Problems that fit one tile use a direct path (base-2 logits, row max, ``exp2``, one GEMM).
 Class means come from a ``[K, d]`` tensor or from any object with ``K``, ``d`` and
 ``blocks()`` yielding ``[rows, d]`` tensors in order (e.g. means regenerated on the fly from a
 counter-based seed, :class:`cfglab.lab.ensembles.SeededMeans`), so K may exceed memory.
@@ -369,12 +369,13 @@ def _single_tile(
     x: torch.Tensor, means: torch.Tensor, sq_norms: torch.Tensor | None, a: float, b: float,
     log_weights: torch.Tensor | None, track_max: bool,
 ) -> PosteriorStats:
-    """The whole problem is one tile: logits, logsumexp, in-place exp, one GEMM (fewest ops)."""
+    """The whole problem is one tile: base-2 logits, row max, one in-place ``exp2``, one GEMM (fewest ops)."""
     sq = (means * means).sum(dim=1) if sq_norms is None else sq_norms  # [K]
     bias = -0.5 * b * sq if log_weights is None else log_weights - 0.5 * b * sq  # [K]
-    logits = torch.addmm(bias, x, means.T, alpha=a)  # [N, K]
-    log_norm = torch.logsumexp(logits, dim=1)  # [N]
-    best = logits.amax(dim=1) if track_max else None
-    floor = _FLOOR.get(x.dtype, -10.0) * math.log(2.0)  # natural units here
-    pi = logits.sub_(log_norm.unsqueeze(1)).clamp_(min=floor).exp_()  # [N, K]
-    return PosteriorStats(mean=pi @ means, log_norm=log_norm, max_logit=best)
+    logits = torch.addmm(bias, x, means.T, beta=_LOG2E, alpha=a * _LOG2E)  # [N, K]  ℓ₂
+    top = logits.amax(dim=1)  # [N]
+    weights = logits.sub_(top.unsqueeze(1)).clamp_(min=_FLOOR.get(x.dtype, -10.0)).exp2_()  # [N, K]  2^{ℓ₂ − max}
+    total = weights.sum(dim=1)  # [N], ≥ 1
+    ln2 = math.log(2.0)
+    mean = (weights @ means).div_(total.unsqueeze(1))  # [N, d]
+    return PosteriorStats(mean=mean, log_norm=torch.log(total).add_(top, alpha=ln2), max_logit=top * ln2 if track_max else None)
