@@ -65,6 +65,8 @@ def _loaded(*argv: str) -> tuple[int, list[str], str]:
     (["latent", "evaluate", "--schedule", "negative_window:w_pos=2"], 2),
     (["simulate", "--d", "10", "--alpha", "0.2", "--device", "gpu"], 2),  # the device string's syntax
     (["bench", "--device", "cuda:x"], 2),
+    (["latent", "train", "--profile", "bogus"], 2),  # profiles live in the torch-free cfglab.latent.config
+    (["latent", "regimes", "--profile", "nope"], 2),
 ])
 def test_help_and_argument_errors_import_nothing_heavy(argv, rc):
     code, loaded, _ = _loaded(*argv)

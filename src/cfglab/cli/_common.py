@@ -13,7 +13,7 @@ from cfglab._io import json_clean, write_json_atomic
 from cfglab._validate import (CfglabInputError, device_name, horizon, positive, positive_int, seed, variance, writable_dir,
                               writable_file)
 
-__all__ = ["number", "integer", "seed_arg", "count_arg", "schedule_arg", "device_arg", "positive_arg", "horizon_arg",
+__all__ = ["number", "integer", "seed_arg", "count_arg", "schedule_arg", "device_arg", "profile_arg", "positive_arg", "horizon_arg",
            "variance_arg", "figure_file", "nonnegative_int", "writable_file", "writable_dir", "add_json_flag", "emit", "emit_study", "progress_bar",
            "write_json_atomic"]
 
@@ -61,6 +61,17 @@ def device_arg(text: str) -> str:
         return device_name("device", text)
     except CfglabInputError as err:
         raise argparse.ArgumentTypeError(str(err).replace("device ", "", 1)) from None
+
+
+def profile_arg(text: str) -> str:
+    """argparse type: a latent training profile (``default``, ``tiny``, ``glyphs``), checked without torch."""
+    from cfglab.latent.config import profile_config
+
+    try:
+        profile_config(text)
+    except CfglabInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def schedule_arg(text: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cfglab.cli._common import (add_json_flag, count_arg, emit, emit_study, integer, progress_bar, schedule_arg, seed_arg,
-                               writable_dir, writable_file)
+from cfglab.cli._common import (add_json_flag, count_arg, emit, emit_study, integer, profile_arg, progress_bar,
+                               schedule_arg, seed_arg, writable_dir, writable_file)
 
 
 def register(sub) -> None:
@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="default", help="training profile: default, tiny or glyphs")
+    p.add_argument("--profile", type=profile_arg, default="default", help="training profile: default, tiny or glyphs")
     p.add_argument(
         "--data",
         default="digits",
@@ -81,7 +81,7 @@ def _evaluate(p) -> None:
 
 
 def _study(p) -> None:
-    p.add_argument("--profile", default="default", help="training profile: default, tiny or glyphs")
+    p.add_argument("--profile", type=profile_arg, default="default", help="training profile: default, tiny or glyphs")
     p.add_argument("--data", default="digits")
     p.add_argument("--checkpoint", metavar="DIR")
     p.add_argument(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cfglab.cli._common import add_json_flag, integer, progress_bar
+from cfglab.cli._common import add_json_flag, integer, profile_arg, progress_bar
 
 __all__ = ["register_regimes"]
 
@@ -13,7 +13,7 @@ def register_regimes(verbs) -> None:
         "regimes",
         help="regime study: measure α/α_c, predict, sweep windows vs constant CFG, decide",
     )
-    p.add_argument("--profile", default="default", help="training profile: default or tiny")
+    p.add_argument("--profile", type=profile_arg, default="default", help="training profile: default or tiny")
     p.add_argument("--preset", choices=["quick", "full", "test"], default="quick")
     p.add_argument("--conditionings", nargs="+", metavar="NAME", help="default: all")
     p.add_argument("--seeds", type=integer, default=None, help="seeds (preset default: 10)")

@@ -1,7 +1,8 @@
 """A real class-conditional latent diffusion model and the guidance-schedule study (docs/latent.md).
 
-Layout: ``data`` (digits / .npz / image folder, split + hash), ``model`` (diffusers
-AutoencoderKL + UNet2DModel, EDM preconditioning), ``train`` (configs, profiles, training),
+Layout: ``data`` (digits / .npz / image folder, split + hash), ``config`` (network and training
+configs, the named profiles; no torch), ``model`` (diffusers AutoencoderKL + UNet2DModel, EDM
+preconditioning), ``train`` (training),
 ``checkpoint`` (safetensors cache), ``sample`` (Euler / Heun / ancestral Euler in σ with a
 cfglab schedule), ``evaluate`` (independent classifier, separability / diversity / fidelity),
 ``stats`` (latent variances), ``outputs`` (tables, plots, sample grids of a study),
@@ -19,7 +20,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "cfglab.latent.pipeline": ("Prepared", "evaluate_schedule", "prepare", "resolve_config"),
     "cfglab.latent.sample": ("SAMPLERS", "generate", "karras_sigmas", "sample_euler",
         "sample_euler_ancestral", "sample_heun", "sigma_at_fraction"),
-    "cfglab.latent.train": ("PROFILES", "LatentConfig", "LatentModel", "train_model"),
+    "cfglab.latent.config": ("PROFILES", "LatentConfig"),
+    "cfglab.latent.train": ("LatentModel", "train_model"),
 })
 
 __all__ = [

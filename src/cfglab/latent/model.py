@@ -17,10 +17,11 @@ Latents are normalised per channel (mean and std of the encoded training set) so
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from cfglab.latent.config import ArchConfig
 
 __all__ = [
     "ArchConfig",
@@ -30,22 +31,6 @@ __all__ = [
     "latent_shape",
     "seeded_init",
 ]
-
-
-@dataclass(frozen=True)
-class ArchConfig:
-    """Network sizes (part of the checkpoint key)."""
-
-    ae_channels: tuple[int, ...] = (16, 32)
-    latent_channels: int = 2
-    unet_channels: tuple[int, ...] = (32, 64)
-    unet_layers: int = 1
-    norm_groups: int = 8
-
-    @property
-    def downsample(self) -> int:
-        """Spatial factor of the autoencoder: one 2× downsampling per block after the first."""
-        return 2 ** (len(self.ae_channels) - 1)
 
 
 def latent_shape(arch: ArchConfig, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:

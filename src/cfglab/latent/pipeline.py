@@ -19,6 +19,7 @@ import torch
 from cfglab._validate import CfglabInputError, positive_int
 from cfglab.guidance.schedules import as_schedule
 from cfglab.latent.checkpoint import load_or_train
+from cfglab.latent.config import LatentConfig, profile_config
 from cfglab.latent.data import DEFAULT_DATA, LatentData, load_data
 from cfglab.latent.evaluate import (
     Evaluator,
@@ -28,7 +29,7 @@ from cfglab.latent.evaluate import (
     train_evaluator,
 )
 from cfglab.latent.sample import generate
-from cfglab.latent.train import PROFILES, LatentConfig, LatentModel
+from cfglab.latent.train import LatentModel
 
 __all__ = ["Prepared", "evaluate_point", "evaluate_schedule", "prepare", "resolve_config"]
 
@@ -51,10 +52,9 @@ def resolve_config(
     profile: str = "default", *, data: str = DEFAULT_DATA, seed: int = 0, **overrides
 ) -> LatentConfig:
     """The named profile's config with ``data``, ``seed`` and any field overrides."""
-    if profile not in PROFILES:
-        raise CfglabInputError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    base = profile_config(profile)
     try:
-        return dataclasses.replace(PROFILES[profile], data=str(data), seed=int(seed), **overrides)
+        return dataclasses.replace(base, data=str(data), seed=int(seed), **overrides)
     except TypeError as err:
         raise CfglabInputError(f"bad training option: {err}") from None
 

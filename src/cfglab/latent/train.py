@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from cfglab._validate import CfglabInputError, positive_int
-from cfglab.latent.data import DEFAULT_DATA, LatentData
+from cfglab.latent.config import PROFILES, LatentConfig
+from cfglab.latent.data import LatentData
 from cfglab.latent.model import (
-    ArchConfig,
     EDMDenoiser,
     build_autoencoder,
     build_unet,
@@ -36,58 +34,6 @@ from cfglab.latent.model import (
 __all__ = ["PROFILES", "LatentConfig", "LatentModel", "cpu_threads", "train_model"]
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class LatentConfig:
-    """Everything that determines a trained model (its JSON form keys the checkpoint cache)."""
-
-    profile: str = "default"
-    data: str = DEFAULT_DATA
-    test_fraction: float = 0.3
-    split_seed: int = 0
-    seed: int = 0
-    arch: ArchConfig = field(default_factory=ArchConfig)
-    ae_steps: int = 800
-    ae_batch: int = 128
-    ae_lr: float = 2e-3
-    kl_weight: float = 1e-4
-    steps: int = 1500
-    batch: int = 128
-    lr: float = 2e-3
-    p_uncond: float = 0.1
-    p_mean: float = -1.2
-    p_std: float = 1.2
-    ema_decay: float = 0.998
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LatentConfig:
-        d = dict(d)
-        arch = d.pop("arch", {})
-        arch = ArchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()})
-        return cls(arch=arch, **d)
-
-    def key(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-
-PROFILES: dict[str, LatentConfig] = {
-    "default": LatentConfig(),
-    "tiny": LatentConfig(
-        profile="tiny",
-        arch=ArchConfig(ae_channels=(8, 8), unet_channels=(8, 16), norm_groups=4),
-        ae_steps=30,
-        ae_batch=64,
-        steps=40,
-        batch=64,
-        ema_decay=0.9,
-    ),
-    # 16×16 images (glyphs, docs/latent.md "Regimes"): one more downsampling, latent 4×4×2 (d = 32)
-    "glyphs": LatentConfig(profile="glyphs", arch=ArchConfig(ae_channels=(16, 32, 32))),
-}
 
 
 @dataclass
