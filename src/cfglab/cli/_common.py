@@ -55,34 +55,37 @@ horizon_arg = _checked(horizon)  # an OU horizon T in (0, T_MAX]
 variance_arg = _checked(variance)  # σ² or s² within VARIANCE_RANGE
 
 
-def device_arg(text: str) -> str:
-    """argparse type: a device string (``cpu``, ``cuda``, ``cuda:0``, ``mps``); torch checks later that it exists."""
-    try:
-        return device_name("device", text)
-    except CfglabInputError as err:
-        raise argparse.ArgumentTypeError(str(err).replace("device ", "", 1)) from None
+def _kept_text(check):
+    """argparse type: the text itself, once ``check(text)`` (a library validator) accepts it (its message kept)."""
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except CfglabInputError as err:
+            raise argparse.ArgumentTypeError(str(err).strip()) from None
+        return text
+    parse.__name__ = check.__name__
+    return parse
 
 
-def profile_arg(text: str) -> str:
-    """argparse type: a latent training profile (``default``, ``tiny``, ``glyphs``), checked without torch."""
-    from cfglab.latent.config import profile_config
-
-    try:
-        profile_config(text)
-    except CfglabInputError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
-
-
-def schedule_arg(text: str) -> str:
-    """argparse type: a guidance schedule string (``constant:w=2``, ...), checked without torch; kept as text."""
+def _schedule(text: str) -> None:
     from cfglab.guidance.schedules import parse_schedule  # torch is imported lazily there
 
-    try:
-        parse_schedule(text)
-    except CfglabInputError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
+    parse_schedule(text)
+
+
+def _profile(text: str) -> None:
+    from cfglab.latent.config import profile_config  # plain dataclasses, no torch
+
+    profile_config(text)
+
+
+def _device(text: str) -> None:
+    device_name("", text)  # its syntax only (argparse names the flag); torch checks later that it exists
+
+
+schedule_arg = _kept_text(_schedule)  # a guidance schedule string, e.g. constant:w=2
+profile_arg = _kept_text(_profile)  # a latent training profile: default, tiny or glyphs
+device_arg = _kept_text(_device)  # cpu, cuda, cuda:N or mps
 
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")

@@ -48,7 +48,8 @@ __all__ = [
 DEFAULT_BUDGET_BYTES = 256 * 2**20  # cap on the kernel's per-tile working memory
 _MIN_CHUNK = 128  # below this many classes per GEMM, BLAS efficiency drops
 _MAX_ROWS = 4096  # row-block cap on CPU (larger batches are tiled)
-_LOG2E = 1.0 / math.log(2.0)
+_LN2 = math.log(2.0)
+_LOG2E = 1.0 / _LN2
 # Thresholds in base-2 units.  Lazy-rescale cap: 2^{ℓ₂ − m} ≤ 2^τ (e^16.6 / e^63.8).
 _TAU = {torch.float32: 24.0, torch.float64: 92.0}
 # exp2 of inputs below -126 (float32) / -1022 (float64) yields subnormals (a ~4x slower path,
@@ -360,9 +361,8 @@ def _posterior_stats(x, means, sq_norms, a, b, log_weights, chunk_size, row_bloc
         aug = _augment(mu, sq, lw, buf)  # [c, d+e]
         for block in blocks:
             block.update(mu, aug, first=i == 0)
-    ln2 = math.log(2.0)
-    return PosteriorStats(mean=acc / sums.unsqueeze(1), log_norm=torch.log(sums).add_(shift, alpha=ln2),
-                          max_logit=None if best is None else best * ln2)
+    return PosteriorStats(mean=acc / sums.unsqueeze(1), log_norm=torch.log(sums).add_(shift, alpha=_LN2),
+                          max_logit=None if best is None else best * _LN2)
 
 
 def _single_tile(
@@ -376,6 +376,6 @@ def _single_tile(
     top = logits.amax(dim=1)  # [N]
     weights = logits.sub_(top.unsqueeze(1)).clamp_(min=_FLOOR.get(x.dtype, -10.0)).exp2_()  # [N, K]  2^{ℓ₂ − max}
     total = weights.sum(dim=1)  # [N], ≥ 1
-    ln2 = math.log(2.0)
     mean = (weights @ means).div_(total.unsqueeze(1))  # [N, d]
-    return PosteriorStats(mean=mean, log_norm=torch.log(total).add_(top, alpha=ln2), max_logit=top * ln2 if track_max else None)
+    log_norm = torch.log(total).add_(top, alpha=_LN2)  # [N]
+    return PosteriorStats(mean=mean, log_norm=log_norm, max_logit=top * _LN2 if track_max else None)
